@@ -11,6 +11,7 @@ pub mod client;
 pub mod frame;
 pub mod ids;
 pub mod message;
+pub mod registry;
 
 pub use auth::{Secret, SecretError};
 pub use client::{ClientError, Connection};
