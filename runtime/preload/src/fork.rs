@@ -1,0 +1,38 @@
+//! Following `fork`: the child becomes a new member of the computation.
+
+use crate::ckpt_thread::{self, GATE};
+use crate::{HEAP, runtime, session};
+
+pub fn install() {
+    // SAFETY: registering plain extern "C" handlers with glibc.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+extern "C" fn prepare() {
+    GATE.lock();
+    HEAP.lock();
+}
+
+extern "C" fn parent() {
+    HEAP.unlock();
+    GATE.unlock();
+}
+
+extern "C" fn child() {
+    HEAP.reset_lock_in_child();
+    GATE.force_unlock();
+    session::reset_locks_in_child();
+    // The inherited connection is the parent's: the child joins on its own.
+    session::close_coord_fd();
+    let Some(settings) = runtime::settings() else { return };
+    // try_lock: another thread of the parent may have held it when we forked.
+    let parent = session::IDENTITY.try_lock().ok().and_then(|a| a.as_ref().map(|a| a.upid));
+    runtime::note_pid();
+    match session::join(settings, parent) {
+        Ok(a) => {
+            crate::debug!("forked child joined as {} (virtual pid {})", a.upid, a.virtual_pid);
+            ckpt_thread::spawn();
+        }
+        Err(e) => crate::warn!("forked child cannot join the coordinator: {e}"),
+    }
+}

@@ -1,0 +1,179 @@
+//! This process's membership in the computation: its identity and its coordinator connection,
+//! kept at the protected fd `COORD_FD` so it survives `exec` and can be replaced at restart.
+
+use crate::raw_lock::RawLock;
+use crate::settings::{COORD_FD, Settings};
+use dmtcp_protocol::frame::{self, FrameError};
+use dmtcp_protocol::{
+    Assignment, ClientError, Connection, CoordMsg, KvOp, KvRequest, Role, UniquePid, WorkerHello,
+    WorkerMsg,
+};
+use std::io::{self, Read, Write};
+use std::os::fd::IntoRawFd;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Serialises frames written by different threads (the checkpoint thread, and user threads
+/// asking for a checkpoint).
+static WRITE_LOCK: RawLock = RawLock::new();
+
+/// The identity of this process, set at join, after exec and after restart.
+pub static IDENTITY: Mutex<Option<Assignment>> = Mutex::new(None);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("lost the coordinator connection: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the coordinator gave up on this process: {0}")]
+    Fatal(String),
+    #[error("the coordinator asked this process to exit")]
+    Killed,
+}
+
+/// Reads and writes the coordinator fd without owning it.
+pub struct CoordFd;
+
+impl Read for CoordFd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: reading into a valid buffer from our protected fd.
+            let n = unsafe { libc::read(COORD_FD, buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Write for CoordFd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: writing a valid buffer to our protected fd; MSG_NOSIGNAL avoids SIGPIPE
+            // reaching the program when the coordinator is gone.
+            let n = unsafe { libc::send(COORD_FD, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn progname() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// Joins the coordinator as a new process (launched, forked or spawned by a member).
+pub fn join(settings: &Settings, parent: Option<UniquePid>) -> Result<Assignment, ClientError> {
+    let hello = WorkerHello {
+        hostname: dmtcp_protocol::ids::hostname(),
+        progname: progname(),
+        // SAFETY: getpid/getppid cannot fail.
+        real_pid: unsafe { libc::getpid() },
+        real_ppid: unsafe { libc::getppid() },
+        parent,
+        interval: settings.interval,
+    };
+    let (conn, assignment) = Connection::open(
+        &settings.coord_host,
+        settings.coord_port,
+        Role::Worker(hello),
+        Some(Duration::from_secs(30)),
+    )?;
+    let _ = conn.stream.set_read_timeout(None);
+    adopt_fd(conn.stream.into_raw_fd());
+    let assignment = assignment.expect("the coordinator assigns an identity to workers");
+    *IDENTITY.lock().unwrap_or_else(|e| e.into_inner()) = Some(assignment.clone());
+    Ok(assignment)
+}
+
+/// Moves a connected socket to `COORD_FD` (close-on-exec; the exec wrapper clears it).
+pub fn adopt_fd(fd: i32) {
+    if fd != COORD_FD {
+        // SAFETY: dup3 onto our reserved number, then close the temporary descriptor.
+        unsafe {
+            libc::dup3(fd, COORD_FD, libc::O_CLOEXEC);
+            libc::close(fd);
+        }
+    }
+}
+
+/// Is `COORD_FD` an open socket (inherited across exec)?
+pub fn coord_fd_is_open() -> bool {
+    // SAFETY: fstat into a local buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(COORD_FD, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+}
+
+pub fn close_coord_fd() {
+    // SAFETY: closing our own reserved descriptor.
+    unsafe { libc::close(COORD_FD) };
+}
+
+pub fn send(msg: &WorkerMsg) -> Result<(), FrameError> {
+    WRITE_LOCK.lock();
+    let r = frame::write_frame(&mut CoordFd, msg);
+    WRITE_LOCK.unlock();
+    r
+}
+
+/// In the child of `fork`: the parent's writer may have held the lock.
+pub fn reset_locks_in_child() {
+    WRITE_LOCK.force_unlock();
+}
+
+pub fn recv() -> Result<CoordMsg, FrameError> {
+    frame::read_frame(&mut CoordFd)
+}
+
+/// Waits until `COORD_FD` has data (or is closed), without consuming anything.
+pub fn wait_readable() {
+    let mut pfd = libc::pollfd { fd: COORD_FD, events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll on one valid pollfd; EINTR simply returns early.
+    unsafe { libc::poll(&mut pfd, 1, -1) };
+}
+
+/// Arrives at the named global barrier and waits for its release; returns the peer count.
+/// Only the checkpoint thread reads the connection, so it may call this.
+pub fn barrier(name: &str) -> Result<u32, SessionError> {
+    send(&WorkerMsg::Barrier { name: name.to_string() })?;
+    loop {
+        match recv()? {
+            CoordMsg::BarrierReleased { name: n, num_peers } if n == name => return Ok(num_peers),
+            CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
+            CoordMsg::Kill => return Err(SessionError::Killed),
+            other => crate::debug!("ignoring {other:?} while waiting at barrier {name}"),
+        }
+    }
+}
+
+static KV_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One key-value request, answered in order (checkpoint thread only, like `barrier`).
+pub fn kv(db: &str, key: &[u8], op: KvOp) -> Result<Option<Vec<u8>>, SessionError> {
+    let id = KV_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    send(&WorkerMsg::Kv(KvRequest { id, db: db.into(), key: key.into(), op }))?;
+    loop {
+        match recv()? {
+            CoordMsg::Kv(r) if r.id == id => {
+                return r.result.map_err(|e| SessionError::Fatal(e.to_string()));
+            }
+            CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
+            CoordMsg::Kill => return Err(SessionError::Killed),
+            other => crate::debug!("ignoring {other:?} while waiting for kv reply"),
+        }
+    }
+}
