@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod launch;
+pub mod pidns;
 
 /// Default coordinator host when neither `-h` nor `DMTCP_COORD_HOST` is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
