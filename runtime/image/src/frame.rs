@@ -1,0 +1,175 @@
+//! Frames: independently compressed chunks of the raw data stream, and their codecs.
+
+use crate::error::{ImageError, Result};
+use crate::format::{MAX_FRAME_RAW, checksum};
+use serde::{Deserialize, Serialize};
+
+/// How a frame's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Codec {
+    /// Stored as is.
+    Raw,
+    /// One zstd frame.
+    Zstd,
+}
+
+/// One entry of the frame index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameEntry {
+    /// File offset of the stored bytes.
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub codec: Codec,
+    /// XXH3-64 of the stored bytes.
+    pub stored_xxh3: u64,
+    /// XXH3-64 of the raw (decoded) bytes.
+    pub raw_xxh3: u64,
+    /// The region and offset within it of the frame's first raw byte.
+    pub region: u32,
+    pub region_offset: u64,
+}
+
+/// A frame ready to append: produced by [`FrameEncoder::encode_into`] (on any thread) and handed
+/// to [`crate::ImageWriter::append_frame`] in stream order.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedFrame {
+    pub(crate) codec: Option<Codec>,
+    pub(crate) raw_len: u32,
+    pub(crate) raw_xxh3: u64,
+    pub(crate) stored_xxh3: u64,
+    pub(crate) data: Vec<u8>,
+}
+
+impl EncodedFrame {
+    /// An empty frame holder; `encode_into` fills it and reuses its buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn codec(&self) -> Option<Codec> {
+        self.codec
+    }
+    pub fn raw_len(&self) -> usize {
+        self.raw_len as usize
+    }
+    pub fn stored(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// A reusable compressor: one zstd context and one output buffer, allocated up front so that
+/// encoding does not allocate (important inside the checkpoint's frozen window).
+pub struct FrameEncoder {
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl FrameEncoder {
+    /// `level: None` stores every frame raw (`--no-gzip`); `Some(l)` uses zstd level `l`.
+    pub fn new(level: Option<i32>) -> Result<Self> {
+        let compressor = match level {
+            None => None,
+            Some(l) => Some(
+                zstd::bulk::Compressor::new(l)
+                    .map_err(ImageError::io("creating the zstd compressor"))?,
+            ),
+        };
+        Ok(FrameEncoder { compressor })
+    }
+
+    /// Capacity `out` needs so that encoding a frame of `raw_len` bytes never reallocates.
+    pub fn out_capacity(raw_len: usize) -> usize {
+        zstd::zstd_safe::compress_bound(raw_len).max(raw_len)
+    }
+
+    /// Encodes `raw` (at most 4 MiB) into `out`, choosing raw storage when compression does not
+    /// shrink it. Reuses `out`'s buffer.
+    pub fn encode_into(&mut self, raw: &[u8], out: &mut EncodedFrame) -> Result<()> {
+        if raw.is_empty() || raw.len() > MAX_FRAME_RAW {
+            return Err(ImageError::Misuse(format!(
+                "a frame holds 1 to {MAX_FRAME_RAW} raw bytes, not {}",
+                raw.len()
+            )));
+        }
+        out.raw_len = raw.len() as u32;
+        out.raw_xxh3 = checksum(raw);
+        out.data.clear();
+        let mut codec = Codec::Raw;
+        if let Some(c) = self.compressor.as_mut() {
+            let need = Self::out_capacity(raw.len());
+            if out.data.capacity() < need {
+                out.data.reserve_exact(need);
+            }
+            let n = c
+                .compress_to_buffer(raw, &mut out.data)
+                .map_err(ImageError::io("compressing a frame"))?;
+            if n < raw.len() {
+                codec = Codec::Zstd;
+            } else {
+                out.data.clear();
+            }
+        }
+        if codec == Codec::Raw {
+            out.data.extend_from_slice(raw);
+            out.stored_xxh3 = out.raw_xxh3;
+        } else {
+            out.stored_xxh3 = checksum(&out.data);
+        }
+        out.codec = Some(codec);
+        Ok(())
+    }
+}
+
+/// Compresses one frame with a fresh context (convenience; reuse a [`FrameEncoder`] in loops).
+pub fn compress_frame(raw: &[u8], level: Option<i32>) -> Result<EncodedFrame> {
+    let mut out = EncodedFrame::new();
+    FrameEncoder::new(level)?.encode_into(raw, &mut out)?;
+    Ok(out)
+}
+
+/// A reusable decompression context plus a buffer for stored bytes.
+pub struct FrameDecoder {
+    pub(crate) decompressor: zstd::bulk::Decompressor<'static>,
+    pub(crate) stored: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Result<Self> {
+        Ok(FrameDecoder {
+            decompressor: zstd::bulk::Decompressor::new()
+                .map_err(ImageError::io("creating the zstd decompressor"))?,
+            stored: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incompressible_frames_are_stored_raw() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let raw: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let f = compress_frame(&raw, Some(1)).unwrap();
+        assert_eq!(f.codec(), Some(Codec::Raw));
+        assert_eq!(f.stored(), &raw[..]);
+        let z = compress_frame(&vec![7u8; 8192], Some(1)).unwrap();
+        assert_eq!(z.codec(), Some(Codec::Zstd));
+        assert!(z.stored().len() < 100);
+        let n = compress_frame(&vec![7u8; 8192], None).unwrap();
+        assert_eq!(n.codec(), Some(Codec::Raw));
+    }
+
+    #[test]
+    fn empty_and_oversized_frames_are_refused() {
+        assert!(compress_frame(&[], Some(1)).is_err());
+        assert!(compress_frame(&vec![0; MAX_FRAME_RAW + 1], Some(1)).is_err());
+    }
+}
