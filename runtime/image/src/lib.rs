@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod frame;
 pub mod header;
+pub mod inspect;
 pub mod reader;
 pub mod region;
 pub mod source;
