@@ -140,7 +140,7 @@ fn mutate_regions(regions: &mut [Region], which: usize, field: u8, v: u64) {
     match field % 6 {
         0 => r.meta.start = v,
         1 => r.meta.len = v,
-        2 | 3 | 4 => {
+        2..=4 => {
             if let Storage::Pages(runs) = &mut r.storage
                 && !runs.is_empty()
             {
@@ -153,7 +153,7 @@ fn mutate_regions(regions: &mut [Region], which: usize, field: u8, v: u64) {
             }
         }
         _ => {
-            r.storage = if v % 2 == 0 {
+            r.storage = if v.is_multiple_of(2) {
                 Storage::Zero
             } else {
                 Storage::Pages(vec![])
@@ -172,7 +172,13 @@ fn mutate_frames(frames: &mut Vec<FrameEntry>, which: usize, field: u8, v: u64) 
         0 => f.offset = v,
         1 => f.stored_len = v as u32,
         2 => f.raw_len = v as u32,
-        3 => f.codec = if v % 2 == 0 { Codec::Raw } else { Codec::Zstd },
+        3 => {
+            f.codec = if v.is_multiple_of(2) {
+                Codec::Raw
+            } else {
+                Codec::Zstd
+            }
+        }
         4 => f.region = v as u32,
         5 => f.region_offset = v,
         6 => f.raw_xxh3 = v,
