@@ -5,9 +5,8 @@ use crate::session::{self, SessionError};
 use dmtcp_protocol::CoordMsg;
 use dmtcp_protocol::frame::FrameError;
 
-/// Held while the checkpoint thread handles a message (a whole checkpoint, for example).
-/// `fork` and `exec` wrappers take it too: no process forks or replaces itself in the middle
-/// of a checkpoint, and exec never cuts a frame in half.
+/// Held while the checkpoint thread reads a message, and by the `exec` wrappers, so an exec
+/// never cuts a frame in half. (Checkpoints exclude fork and exec through `ckpt_lock`.)
 pub static GATE: RawLock = RawLock::new();
 
 pub fn spawn() {
@@ -25,11 +24,11 @@ fn run() {
         session::wait_readable();
         GATE.lock();
         let r = session::recv();
+        GATE.unlock();
         let outcome = match r {
             Ok(msg) => handle(msg),
             Err(e) => Err(SessionError::Frame(e)),
         };
-        GATE.unlock();
         match outcome {
             Ok(()) => {}
             Err(SessionError::Killed) => exit_now(),

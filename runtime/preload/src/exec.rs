@@ -7,7 +7,7 @@
 
 use crate::ckpt_thread::GATE;
 use crate::settings::{COORD_FD, EXEC_HANDOFF_ENV, IDENTITY_ENV};
-use crate::{real_fn, runtime, session};
+use crate::{ckpt_lock, real_fn, runtime, session};
 use libc::{c_char, c_int};
 use std::ffi::{CStr, CString};
 
@@ -122,6 +122,7 @@ unsafe fn exec_with(envp: *const *const c_char, call: impl FnOnce(*const *const 
     if !handoff {
         return call(ptrs.as_ptr());
     }
+    ckpt_lock::enter();
     GATE.lock();
     set_cloexec(false);
     let r = call(ptrs.as_ptr());
@@ -129,6 +130,7 @@ unsafe fn exec_with(envp: *const *const c_char, call: impl FnOnce(*const *const 
     let err = std::io::Error::last_os_error();
     set_cloexec(true);
     GATE.unlock();
+    ckpt_lock::leave();
     // SAFETY: restoring errno in this thread's errno slot.
     unsafe { *libc::__errno_location() = err.raw_os_error().unwrap_or(0) };
     r

@@ -1,7 +1,7 @@
 //! Following `fork`: the child becomes a new member of the computation.
 
-use crate::ckpt_thread::{self, GATE};
-use crate::{HEAP, runtime, session};
+use crate::ckpt_thread;
+use crate::{HEAP, ckpt_lock, runtime, session};
 
 pub fn install() {
     // SAFETY: registering plain extern "C" handlers with glibc.
@@ -9,22 +9,26 @@ pub fn install() {
 }
 
 extern "C" fn prepare() {
-    GATE.lock();
+    ckpt_lock::enter();
     HEAP.lock();
 }
 
 extern "C" fn parent() {
     HEAP.unlock();
-    GATE.unlock();
+    ckpt_lock::leave();
 }
 
 extern "C" fn child() {
     HEAP.reset_lock_in_child();
-    GATE.force_unlock();
+    ckpt_lock::reset_in_child();
+    ckpt_thread::GATE.force_unlock();
     session::reset_locks_in_child();
     // The inherited connection is the parent's: the child joins on its own.
     session::close_coord_fd();
-    let Some(settings) = runtime::settings() else { return };
+    let Some(settings) = runtime::settings() else {
+        ckpt_lock::leave();
+        return;
+    };
     // try_lock: another thread of the parent may have held it when we forked.
     let parent = session::IDENTITY.try_lock().ok().and_then(|a| a.as_ref().map(|a| a.upid));
     runtime::note_pid();
@@ -35,4 +39,5 @@ extern "C" fn child() {
         }
         Err(e) => crate::warn!("forked child cannot join the coordinator: {e}"),
     }
+    ckpt_lock::leave();
 }

@@ -5,7 +5,9 @@
 //! descendant stays a member. Without `DMTCP_COORD_PORT` in the environment it does nothing.
 
 mod alloc;
+mod api;
 mod checkpoint;
+mod ckpt_lock;
 mod ckpt_thread;
 mod exec;
 mod fork;
