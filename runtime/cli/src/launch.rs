@@ -136,11 +136,6 @@ fn handle_from(host: &str, port: u16, started: bool) -> Result<CoordinatorHandle
     })
 }
 
-// Replaced by the coordinator crate's lookup once it lands.
-fn port_holder(_port: u16) -> Option<String> {
-    None
-}
-
 /// Binds the coordinator port on every address, so peers on other hosts can reach it.
 fn bind(host: &str, port: u16) -> Result<TcpListener, LaunchError> {
     // Auto-start only makes sense when the coordinator host is this machine.
@@ -150,7 +145,7 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, LaunchError> {
     }
     TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).map_err(|_| LaunchError::PortInUse {
         port,
-        holder: port_holder(port)
+        holder: dmtcp_coordinator::port_holder(port)
             .map(|h| format!(" by {h}"))
             .unwrap_or_default(),
     })
@@ -183,7 +178,9 @@ pub fn start_coordinator(
     // SAFETY: only async-signal-safe dup2 between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly then.
+            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -239,7 +236,8 @@ fn start_and_connect(
 ) -> Result<CoordinatorHandle, LaunchError> {
     let listener = bind(host, port)?;
     let port = start_coordinator(listener, interval, logfile, &[])?;
-    if !quiet && std::env::var_os("DMTCP_QUIET").is_none() {
+    // On the default port everything finds it; elsewhere the user needs to know where it is.
+    if !quiet && port != DEFAULT_PORT {
         eprintln!("dmtcp_launch: started a coordinator on port {port} (dmtcp_command -p {port})");
     }
     handle_from(host, port, true)
