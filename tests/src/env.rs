@@ -102,10 +102,11 @@ impl Env {
         Coordinator::started(self.spawn(&cmd), port_file)
     }
 
-    /// `dmtcp_command <args>` as the test user.
+    /// `dmtcp_command <args>` as the test user (not kept for [`Env::diagnostics`]: polling
+    /// would drown the interesting output).
     #[track_caller]
     pub fn command<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> Output {
-        self.run(&self.tool("dmtcp_command").args(args), crate::QUICK)
+        self.tool("dmtcp_command").args(args).run(crate::QUICK)
     }
 
     /// `dmtcp_command --json -p <port> <args>`, parsed.
@@ -140,7 +141,31 @@ impl Env {
                 let st = self.status(port);
                 let ok = st.peers() == peers && (!running || st.is_running());
                 *last.borrow_mut() = Some(st.json.to_string());
-                ok.then(|| self.status(port))
+                ok.then_some(st)
+            },
+            || format!("last status: {:?}\n{}", last.borrow(), self.diagnostics()),
+        )
+    }
+
+    /// Like [`Env::wait_peers`] (running), but fails at once if `prog` exits meanwhile.
+    #[track_caller]
+    pub fn wait_peers_of(&self, port: u16, peers: u32, prog: &mut Spawned) -> Status {
+        let last = RefCell::new(None);
+        wait_for(
+            &format!("{peers} peer(s) running at port {port}"),
+            crate::LONG,
+            || {
+                if let Some(st) = prog.try_status() {
+                    panic!(
+                        "{} exited with {st:?} too early\n{}",
+                        prog.name,
+                        self.diagnostics()
+                    );
+                }
+                let st = self.status(port);
+                let ok = st.peers() == peers && st.is_running();
+                *last.borrow_mut() = Some(st.json.to_string());
+                ok.then_some(st)
             },
             || format!("last status: {:?}\n{}", last.borrow(), self.diagnostics()),
         )

@@ -32,3 +32,5 @@ use std::time::Duration;
 
 /// Default timeout for a tool invocation that should be quick (`dmtcp_command`, a short program).
 pub const QUICK: Duration = Duration::from_secs(15);
+/// Default timeout for a computation to reach a state (peers joined, program finished).
+pub const LONG: Duration = Duration::from_secs(20);
