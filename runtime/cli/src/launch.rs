@@ -162,7 +162,9 @@ pub fn start_coordinator(
     let exe = find_shipped("dmtcp_coordinator")
         .ok_or_else(|| LaunchError::Spawn("dmtcp_coordinator not found beside dmtcp_launch".into()))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["--listen-fd", "3", "--exit-on-last", "--daemon", "-q"]);
+    // Exit with the computation, and do not linger if no process ever joins (e.g. a static
+    // program that never loads the runtime).
+    cmd.args(["--listen-fd", "3", "--exit-on-last", "--stale-timeout", "600", "--daemon", "-q"]);
     cmd.arg("--coord-port").arg(port.to_string());
     if let Some(i) = interval {
         cmd.arg("--interval").arg(i.to_string());
