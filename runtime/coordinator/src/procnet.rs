@@ -82,14 +82,24 @@ pub fn port_holder(port: u16) -> Option<String> {
     let first = listeners.first()?;
     let inodes: Vec<u64> = listeners.iter().map(|e| e.inode).collect();
     if let Some(pid) = pid_holding_socket(&inodes) {
-        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        return Some(format!("pid {pid} ({})", comm.trim()));
+        return Some(format!("pid {pid} ({})", program_name(pid)));
     }
     if first.uid != dmtcp_protocol::auth::my_uid() {
         Some(format!("another user's process (uid {})", first.uid))
     } else {
         Some("another process (not visible from here)".into())
     }
+}
+
+/// The program's name: argv[0]'s base name (`comm` is cut at 15 characters).
+fn program_name(pid: i32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let base = String::from_utf8_lossy(argv0).rsplit('/').next().unwrap_or_default().to_string();
+    if !base.is_empty() {
+        return base;
+    }
+    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
 }
 
 /// Scans `/proc/*/fd` (only our own processes are readable) for a socket inode.
@@ -132,16 +142,14 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let holder = port_holder(port).unwrap();
-        assert_eq!(holder, format!("pid {} ({})", std::process::id(), own_comm()));
+        assert_eq!(holder, format!("pid {} ({})", std::process::id(), program_name(std::process::id() as i32)));
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(program_name(std::process::id() as i32), exe.file_name().unwrap().to_string_lossy());
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let uid = socket_uid(c.local_addr().unwrap(), c.peer_addr().unwrap());
         assert_eq!(uid, Some(dmtcp_protocol::auth::my_uid()));
         drop(l);
         drop(c);
         assert_eq!(port_holder(port), None);
-    }
-
-    fn own_comm() -> String {
-        fs::read_to_string("/proc/self/comm").unwrap().trim().to_string()
     }
 }

@@ -295,67 +295,67 @@ async fn writer(wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Frame>, _gua
     let _ = w.shutdown().await;
 }
 
-/// The task that owns the computation.
-async fn central(mut comp: Computation, mut events: mpsc::Receiver<Event>) -> ExitReason {
-    let mut peers: HashMap<ConnId, mpsc::UnboundedSender<Frame>> = HashMap::new();
-    let mut commands: HashMap<CmdId, oneshot::Sender<CommandReply>> = HashMap::new();
-    let mut next_cmd: CmdId = 1;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let actions = tokio::select! {
-            ev = events.recv() => {
-                let Some(ev) = ev else { return ExitReason::Signal };
-                match ev {
-                    Event::Join { conn, joining, observed_addr, proof, tx } => {
-                        match comp.join(conn, joining, observed_addr, Now::real()) {
-                            Ok(a) => {
-                                let w = Welcome { proof, assignment: Some(a) };
-                                let _ = tx.send(frame::encode(&HelloReply::Welcome(w)).into());
-                                peers.insert(conn, tx);
-                            }
-                            Err(r) => {
-                                warn!(peer = conn, reason = ?r.reason, "refused: {}", r.message);
-                                let _ = tx.send(frame::encode(&HelloReply::Rejected(r)).into());
-                            }
-                        }
-                        Vec::new()
+/// The state of the central task: the computation and the way to reach each client.
+struct Central {
+    comp: Computation,
+    peers: HashMap<ConnId, mpsc::UnboundedSender<Frame>>,
+    commands: HashMap<CmdId, oneshot::Sender<CommandReply>>,
+    next_cmd: CmdId,
+}
+
+impl Central {
+    fn handle(&mut self, ev: Event) -> Vec<Action> {
+        match ev {
+            Event::Join { conn, joining, observed_addr, proof, tx } => {
+                match self.comp.join(conn, joining, observed_addr, Now::real()) {
+                    Ok(a) => {
+                        let w = Welcome { proof, assignment: Some(a) };
+                        let _ = tx.send(frame::encode(&HelloReply::Welcome(w)).into());
+                        self.peers.insert(conn, tx);
                     }
-                    Event::Msg { conn, msg } => comp.message(conn, msg, Now::real()),
-                    Event::Gone { conn } => {
-                        peers.remove(&conn);
-                        comp.disconnect(conn, Now::real())
-                    }
-                    Event::Command { cmd, reply } => {
-                        let id = next_cmd;
-                        next_cmd += 1;
-                        commands.insert(id, reply);
-                        comp.command(id, cmd, Now::real())
+                    Err(r) => {
+                        warn!(peer = conn, reason = ?r.reason, "refused: {}", r.message);
+                        let _ = tx.send(frame::encode(&HelloReply::Rejected(r)).into());
                     }
                 }
+                Vec::new()
             }
-            _ = tick.tick() => comp.tick(Now::real()),
-        };
+            Event::Msg { conn, msg } => self.comp.message(conn, msg, Now::real()),
+            Event::Gone { conn } => {
+                self.peers.remove(&conn);
+                self.comp.disconnect(conn, Now::real())
+            }
+            Event::Command { cmd, reply } => {
+                let id = self.next_cmd;
+                self.next_cmd += 1;
+                self.commands.insert(id, reply);
+                self.comp.command(id, cmd, Now::real())
+            }
+        }
+    }
+
+    /// Carries out actions in order; returns the exit reason if one says to stop.
+    fn execute(&mut self, actions: Vec<Action>) -> Option<ExitReason> {
         for action in actions {
             match action {
                 Action::Send(conn, msg) => {
-                    if let Some(tx) = peers.get(&conn) {
+                    if let Some(tx) = self.peers.get(&conn) {
                         let _ = tx.send(frame::encode(&msg).into());
                     }
                 }
                 Action::Broadcast(to, msg) => {
                     let f: Frame = frame::encode(&msg).into();
                     for conn in to {
-                        if let Some(tx) = peers.get(&conn) {
+                        if let Some(tx) = self.peers.get(&conn) {
                             let _ = tx.send(f.clone());
                         }
                     }
                 }
                 Action::Disconnect(conn) => {
-                    peers.remove(&conn);
+                    self.peers.remove(&conn);
                 }
                 Action::Reply(id, reply) => {
-                    if let Some(tx) = commands.remove(&id) {
+                    if let Some(tx) = self.commands.remove(&id) {
                         let _ = tx.send(*reply);
                     }
                 }
@@ -365,6 +365,37 @@ async fn central(mut comp: Computation, mut events: mpsc::Receiver<Event>) -> Ex
                 },
                 Action::Exit(reason) => {
                     info!(?reason, "coordinator exiting");
+                    return Some(reason);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The task that owns the computation. Events are taken in batches so a burst of arrivals
+/// costs one wake-up.
+async fn central(comp: Computation, mut events: mpsc::Receiver<Event>) -> ExitReason {
+    let mut c = Central { comp, peers: HashMap::new(), commands: HashMap::new(), next_cmd: 1 };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            n = events.recv_many(&mut batch, 1024) => {
+                if n == 0 {
+                    return ExitReason::Signal;
+                }
+                for ev in batch.drain(..) {
+                    let actions = c.handle(ev);
+                    if let Some(reason) = c.execute(actions) {
+                        return reason;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let actions = c.comp.tick(Now::real());
+                if let Some(reason) = c.execute(actions) {
                     return reason;
                 }
             }
