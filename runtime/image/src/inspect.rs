@@ -70,15 +70,16 @@ impl Summary {
     /// Summarizes an opened image (metadata only; frames are not read).
     pub fn of<S: Source>(image: &Image<S>) -> Summary {
         let h = image.header();
-        let mut stored = vec![0u64; image.regions().len()];
+        // Fractional shares, rounded once per region: a frame spread over thousands of single
+        // pages would otherwise round every share down to zero.
+        let mut shares = vec![0f64; image.regions().len()];
         for (i, f) in image.frames().iter().enumerate() {
+            let ratio = f64::from(f.stored_len) / f64::from(f.raw_len.max(1));
             for p in image.frame_pieces(i).unwrap_or_default() {
-                let share = (u128::from(p.len) * u128::from(f.stored_len))
-                    .checked_div(u128::from(f.raw_len))
-                    .unwrap_or(0);
-                stored[p.region.0 as usize] += share as u64;
+                shares[p.region.0 as usize] += p.len as f64 * ratio;
             }
         }
+        let stored = shares.into_iter().map(|s| s.round() as u64);
         let regions: Vec<RegionSummary> = image
             .regions()
             .iter()
@@ -252,7 +253,7 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "  {:<33} {:<4} {:>10} {:<6} {:>10} {:>10}  name [flags]",
-            "address", "prot", "size", "stored", "saved", "in file"
+            "address", "prot", "size", "store", "saved", "in file"
         )?;
         for r in &self.regions {
             let mut name = r.path.clone();

@@ -11,6 +11,7 @@ pub mod format;
 pub mod frame;
 pub mod header;
 pub mod inspect;
+pub mod manifest;
 pub mod reader;
 pub mod region;
 pub mod source;
