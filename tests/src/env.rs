@@ -237,11 +237,16 @@ impl DefaultPortLock {
     pub fn acquire() -> DefaultPortLock {
         let _ = std::fs::create_dir_all(crate::workdir::ROOT);
         let path = Path::new(crate::workdir::ROOT).join("default-port.lock");
+        // Created world-writable once; later runs as another user can still open it to lock.
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
+            .inspect(|_| {
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+            })
+            .or_else(|_| std::fs::File::open(&path))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a file descriptor we own; blocks until the other holder is done.

@@ -29,6 +29,19 @@ fn a_shell_and_its_two_children_are_three_peers() {
     let mut prog = env.spawn(&env.launch_joined(coord.port, ["bash", "-c", &script]));
     let st = env.wait_peers_of(coord.port, 3, &mut prog);
     assert_eq!(st.num_peers, Some(3));
+    // The computation runs as the unprivileged test user, not as the runner.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", prog.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uids: Vec<u32> = uid_line
+        .split_whitespace()
+        .skip(1)
+        .map(|u| u.parse().unwrap())
+        .collect();
+    assert!(
+        uids.iter().all(|&u| u == env.user.uid),
+        "{uid_line} vs {}",
+        env.user.uid
+    );
     let list = env.command_json(coord.port, &["--list"]);
     let workers = list.workers.unwrap_or_default();
     assert_eq!(
