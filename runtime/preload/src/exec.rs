@@ -141,6 +141,7 @@ unsafe fn exec_with(envp: *const *const c_char, call: impl FnOnce(*const *const 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     let real: ExecveFn = real_fn!("execve");
+    crate::plugin::dispatch_pre_exec(path);
     // SAFETY: forwarding the caller's arguments.
     unsafe { exec_with(envp, |e| real(path, argv, e)) }
 }
@@ -158,6 +159,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     let real: ExecveFn = real_fn!("execvpe");
+    crate::plugin::dispatch_pre_exec(file);
     // SAFETY: forwarding the caller's arguments.
     unsafe { exec_with(envp, |e| real(file, argv, e)) }
 }
@@ -175,6 +177,7 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
     let real: FexecveFn = real_fn!("fexecve");
+    crate::plugin::dispatch_pre_exec(core::ptr::null());
     // SAFETY: forwarding the caller's arguments.
     unsafe { exec_with(envp, |e| real(fd, argv, e)) }
 }

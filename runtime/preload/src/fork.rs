@@ -1,6 +1,7 @@
 //! Following `fork`: the child becomes a new member of the computation.
 
 use crate::ckpt_thread;
+use crate::plugin::{self, Event, EventData};
 use crate::{HEAP, ckpt_lock, runtime, session};
 
 pub fn install() {
@@ -9,6 +10,8 @@ pub fn install() {
 }
 
 extern "C" fn prepare() {
+    // First, while the program's state is whole and nothing of ours is locked.
+    plugin::dispatch_simple(Event::AtforkPrepare);
     ckpt_lock::enter();
     HEAP.lock();
 }
@@ -16,9 +19,12 @@ extern "C" fn prepare() {
 extern "C" fn parent() {
     HEAP.unlock();
     ckpt_lock::leave();
+    plugin::dispatch_simple(Event::AtforkParent);
 }
 
 extern "C" fn child() {
+    // SAFETY: getppid cannot fail.
+    let parent_pid = unsafe { libc::getppid() };
     HEAP.reset_lock_in_child();
     ckpt_lock::reset_in_child();
     ckpt_thread::GATE.force_unlock();
@@ -40,4 +46,5 @@ extern "C" fn child() {
         Err(e) => crate::warn!("forked child cannot join the coordinator: {e}"),
     }
     ckpt_lock::leave();
+    plugin::dispatch(Event::AtforkChild, &EventData { pid: parent_pid, ..EventData::empty() });
 }

@@ -12,6 +12,7 @@ mod ckpt_thread;
 mod exec;
 mod fork;
 mod log;
+mod plugin;
 mod raw_lock;
 mod real;
 mod session;
@@ -94,6 +95,8 @@ fn start() {
             }
         }
     }
+    // Before the checkpoint thread exists: INIT hooks may use the coordinator connection.
+    plugin::start(resumed);
     ckpt_thread::spawn();
 }
 
