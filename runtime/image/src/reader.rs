@@ -357,6 +357,74 @@ impl<S: Source> Image<S> {
         Ok(stats)
     }
 
+    /// The frame holding byte `offset` of region `id`, and that byte's offset in the frame's
+    /// raw bytes; `None` when the byte was not saved (zero page, file-backed, out of range).
+    /// This is the lookup for fetching a single page lazily.
+    pub fn locate(&self, id: RegionId, offset: u64) -> Option<(usize, u64)> {
+        let Storage::Pages(runs) = &self.regions.get(id.0 as usize)?.storage else {
+            return None;
+        };
+        let i = runs.partition_point(|r| r.offset + r.len <= offset);
+        let run = runs.get(i).filter(|r| r.offset <= offset)?;
+        let pos = run.stream_offset + (offset - run.offset);
+        let frame = self.frame_stream.partition_point(|&o| o <= pos) - 1;
+        Some((frame, pos - self.frame_stream[frame]))
+    }
+
+    /// Decodes every frame on `threads` threads, each with its own decoder and buffer, and
+    /// calls `f(frame, raw_bytes)` for each, in no particular order. Stops at the first error
+    /// (from decoding or from `f`) and returns it.
+    pub fn decode_parallel<F>(&self, threads: usize, f: F) -> Result<()>
+    where
+        S: Sync,
+        F: Fn(usize, &[u8]) -> Result<()> + Sync,
+    {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let first_err: Mutex<Option<ImageError>> = Mutex::new(None);
+        let max = self
+            .frames
+            .iter()
+            .map(|f| f.raw_len as usize)
+            .max()
+            .unwrap_or(0);
+        let worker = || {
+            let run = || -> Result<()> {
+                let mut dec = FrameDecoder::new()?;
+                let mut buf = vec![0u8; max];
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= self.frames.len() {
+                        break;
+                    }
+                    let n = self.read_frame_with(i, &mut buf, &mut dec)?;
+                    f(i, &buf[..n])?;
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                stop.store(true, Ordering::Relaxed);
+                first_err
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        };
+        let threads = threads.clamp(1, self.frames.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(worker);
+            }
+            worker();
+        });
+        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Fills `out` (exactly the region's length) with the region's saved content, zeros where
     /// nothing was saved. File-backed regions are not read here: their content is the file's.
     pub fn read_region_into(&self, id: RegionId, out: &mut [u8]) -> Result<()> {

@@ -67,7 +67,8 @@ fn flipped_bytes_name_the_damaged_part() {
     );
 
     // Data: the image opens (metadata is intact) and the damaged frame is named on read.
-    let at = t.data_offset + 300 * 1024; // inside frame 1 (frames are ~few KiB stored here)
+    let f1 = Image::open(&img[..]).unwrap().frames()[1];
+    let at = f1.offset + u64::from(f1.stored_len) / 2;
     let bad = flipped(&img, at);
     let image = Image::open(&bad[..]).unwrap();
     let frame = image

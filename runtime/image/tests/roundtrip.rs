@@ -264,3 +264,93 @@ fn round_trip_64_mib_mixed() {
     assert!(stats.stored_bytes < stats.raw_bytes * 2 / 3, "{stats:?}");
     check_image(&img, std::slice::from_ref(&spec));
 }
+
+#[test]
+fn locate_finds_the_frame_of_any_saved_byte() {
+    let specs = vec![
+        Spec {
+            meta: meta(0x10000, 8, "a"),
+            runs: vec![(100, bytes(5000, 2, 1)), (3 * PAGE, bytes(9000, 2, 2))],
+        },
+        Spec {
+            meta: meta(0x40000, 4, "b"),
+            runs: vec![(PAGE, bytes(4096, 2, 3))],
+        },
+    ];
+    let (img, _) = write_image(
+        &specs,
+        WriterOptions {
+            level: Some(1),
+            frame_size: 4096,
+        },
+    );
+    let image = Image::open(&img[..]).unwrap();
+    let frames: Vec<Vec<u8>> = (0..image.frames().len())
+        .map(|i| {
+            let mut b = vec![0; 4096];
+            let n = image.read_frame_into(i, &mut b).unwrap();
+            b.truncate(n);
+            b
+        })
+        .collect();
+    for (ri, s) in specs.iter().enumerate() {
+        let expected = s.expected();
+        for off in 0..s.meta.len {
+            let saved = s
+                .runs
+                .iter()
+                .any(|(o, b)| *o <= off && off < o + b.len() as u64);
+            match image.locate(RegionId(ri as u32), off) {
+                Some((f, fo)) => {
+                    assert!(saved, "region {ri} +{off} located but not saved");
+                    assert_eq!(frames[f][fo as usize], expected[off as usize]);
+                }
+                None => assert!(!saved, "region {ri} +{off} saved but not located"),
+            }
+        }
+    }
+    assert_eq!(image.locate(RegionId(9), 0), None);
+}
+
+#[test]
+fn parallel_decode_matches_sequential_and_reports_damage() {
+    let spec = Spec {
+        meta: meta(0x10000, 64, "a"),
+        runs: vec![(0, bytes(64 * 4096, 1, 1))],
+    };
+    let (img, _) = write_image(
+        std::slice::from_ref(&spec),
+        WriterOptions {
+            level: Some(1),
+            frame_size: 8192,
+        },
+    );
+    let image = Image::open(&img[..]).unwrap();
+    let out = std::sync::Mutex::new(vec![0u8; 64 * 4096]);
+    image
+        .decode_parallel(3, |i, raw| {
+            for p in image.frame_pieces(i)? {
+                let dst = p.region_offset as usize;
+                out.lock().unwrap()[dst..dst + p.len as usize]
+                    .copy_from_slice(&raw[p.frame_offset as usize..][..p.len as usize]);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(out.into_inner().unwrap() == spec.expected());
+
+    let mut bad = img.clone();
+    let f = image.frames()[20];
+    bad[f.offset as usize + 1] ^= 1;
+    let image = Image::open(&bad[..]).unwrap();
+    let e = image.decode_parallel(2, |_, _| Ok(())).unwrap_err();
+    assert!(matches!(e, ImageError::Frame { frame: 20, .. }), "{e}");
+    let e = image.decode_parallel(2, |i, _| {
+        if i == 3 {
+            Err(ImageError::NoSuchFrame(99))
+        } else {
+            Ok(())
+        }
+    });
+    assert!(e.is_err());
+}

@@ -14,13 +14,26 @@ pub fn bytes(len: usize, kind: u8, seed: u64) -> Vec<u8> {
         x ^= x << 17;
         x
     };
+    // Whole words and slices, not bytes: debug builds are slow per byte.
+    let mut v = Vec::with_capacity(len + 64);
     match kind {
-        0 => vec![0; len],
-        1 => (0..len)
-            .map(|i| b"checkpoint restart heap "[(i + (next() % 3) as usize) % 24])
-            .collect(),
-        _ => (0..len).map(|_| next() as u8).collect(),
+        0 => v.resize(len, 0),
+        1 => {
+            const TEXT: &[u8] = b"checkpoint restart heap 0123 checkpoint restart stack 4567 ";
+            while v.len() < len {
+                let r = next();
+                v.extend_from_slice(&TEXT[(r % 7) as usize..]);
+                v.extend_from_slice(&r.to_le_bytes()[..2]);
+            }
+        }
+        _ => {
+            while v.len() < len {
+                v.extend_from_slice(&next().to_le_bytes());
+            }
+        }
     }
+    v.truncate(len);
+    v
 }
 
 pub fn header() -> Header {
