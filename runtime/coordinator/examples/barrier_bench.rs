@@ -64,7 +64,11 @@ fn start_server(dir: &Path) -> (Child, u16, Secret) {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "secret"))
         .expect("secret file");
-    let id = secret_file.file_stem().unwrap().to_string_lossy().into_owned();
+    let id = secret_file
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     (child, port, auth::load_secret(&id).expect("secret"))
 }
 
@@ -76,15 +80,22 @@ fn main() {
     let workers: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
     let limit = raise_fd_limit();
-    assert!(workers as u64 + 64 < limit, "{workers} workers need more than the fd limit {limit}");
-    let dir: PathBuf = std::env::temp_dir().join(format!("dmtcp-barrier-bench-{}", std::process::id()));
+    assert!(
+        workers as u64 + 64 < limit,
+        "{workers} workers need more than the fd limit {limit}"
+    );
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("dmtcp-barrier-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // SAFETY: no other thread exists yet; the child inherits the variable.
     unsafe { std::env::set_var(auth::SECRET_DIR_ENV, dir.join("secrets")) };
     let (mut child, port, secret) = start_server(&dir);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(bench(addr, secret, workers, rounds));
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -104,7 +115,9 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.unwrap();
             let start = Instant::now();
-            let mut w = SimClient::connect(addr, &secret, worker_role(i as u32)).await.expect("join");
+            let mut w = SimClient::connect(addr, &secret, worker_role(i as u32))
+                .await
+                .expect("join");
             joined_tx.send(start.elapsed()).unwrap();
             drop(permit);
             for round in 1..=rounds {
@@ -112,9 +125,14 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
                     go_rx.changed().await.unwrap();
                 }
                 let name = format!("BENCH:{round}");
-                w.send(&WorkerMsg::Barrier { name: name.clone() }).await.unwrap();
+                w.send(&WorkerMsg::Barrier { name: name.clone() })
+                    .await
+                    .unwrap();
                 match w.recv().await.unwrap() {
-                    CoordMsg::BarrierReleased { name: got, num_peers } => {
+                    CoordMsg::BarrierReleased {
+                        name: got,
+                        num_peers,
+                    } => {
                         assert_eq!((got, num_peers as usize), (name, n));
                     }
                     other => panic!("unexpected {other:?}"),

@@ -64,7 +64,9 @@ pub fn detach(log_file: Option<&Path>) -> std::io::Result<Readiness> {
             nix::unistd::dup2_stdin(&null)?;
             nix::unistd::dup2_stdout(&out)?;
             nix::unistd::dup2_stderr(&out)?;
-            Ok(Readiness { pipe: File::from(wr) })
+            Ok(Readiness {
+                pipe: File::from(wr),
+            })
         }
     }
 }

@@ -5,7 +5,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub async fn read_frame<T: DeserializeOwned>(r: &mut (impl AsyncRead + Unpin)) -> Result<T, FrameError> {
+pub async fn read_frame<T: DeserializeOwned>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> Result<T, FrameError> {
     let mut prefix = [0u8; 4];
     let eof = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => FrameError::Closed,
@@ -18,7 +20,10 @@ pub async fn read_frame<T: DeserializeOwned>(r: &mut (impl AsyncRead + Unpin)) -
     frame::decode(&payload)
 }
 
-pub async fn write_frame<T: Serialize>(w: &mut (impl AsyncWrite + Unpin), msg: &T) -> Result<(), FrameError> {
+pub async fn write_frame<T: Serialize>(
+    w: &mut (impl AsyncWrite + Unpin),
+    msg: &T,
+) -> Result<(), FrameError> {
     w.write_all(&frame::encode(msg)).await?;
     w.flush().await?;
     Ok(())

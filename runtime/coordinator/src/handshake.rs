@@ -15,9 +15,17 @@ fn rejected(reason: RejectReason, message: String) -> Rejected {
 }
 
 /// Checks magic, version, claimed uid and the secret's proof over our nonce.
-pub fn check_hello(hello: &ClientHello, nonce: &[u8; 32], secret: &Secret, owner: u32) -> Result<(), Rejected> {
+pub fn check_hello(
+    hello: &ClientHello,
+    nonce: &[u8; 32],
+    secret: &Secret,
+    owner: u32,
+) -> Result<(), Rejected> {
     if hello.magic != MAGIC {
-        return Err(rejected(RejectReason::BadMagic, "not a DMTCP client (bad magic)".into()));
+        return Err(rejected(
+            RejectReason::BadMagic,
+            "not a DMTCP client (bad magic)".into(),
+        ));
     }
     if hello.version != PROTOCOL_VERSION {
         return Err(rejected(
@@ -31,7 +39,10 @@ pub fn check_hello(hello: &ClientHello, nonce: &[u8; 32], secret: &Secret, owner
     if hello.uid != owner {
         return Err(rejected(
             RejectReason::ForeignUser,
-            format!("this coordinator belongs to uid {owner}, not to uid {}", hello.uid),
+            format!(
+                "this coordinator belongs to uid {owner}, not to uid {}",
+                hello.uid
+            ),
         ));
     }
     if !secret.verify_client(nonce, &hello.proof) {
@@ -106,9 +117,15 @@ mod tests {
         assert_eq!(reason(&h), RejectReason::VersionMismatch);
         assert_eq!(reason(&hello(&s, &nonce, 1001)), RejectReason::ForeignUser);
         let other = Secret::generate().unwrap();
-        assert_eq!(reason(&hello(&other, &nonce, 1000)), RejectReason::WrongSecret);
+        assert_eq!(
+            reason(&hello(&other, &nonce, 1000)),
+            RejectReason::WrongSecret
+        );
         // A proof over another nonce (a replay) is refused too.
-        assert_eq!(reason(&hello(&s, &[4u8; 32], 1000)), RejectReason::WrongSecret);
+        assert_eq!(
+            reason(&hello(&s, &[4u8; 32], 1000)),
+            RejectReason::WrongSecret
+        );
     }
 
     #[test]

@@ -31,7 +31,11 @@ impl KvStore {
             KvOp::Get => unreachable!("handled above"),
             KvOp::Set(v) => return Ok(table.insert(key.to_vec(), v)),
             // Plugins use IncrBy for unique ids; wrapping keeps it total rather than an error.
-            KvOp::IncrBy(n) => old.map(|v| number(v)).transpose()?.unwrap_or(0).wrapping_add(n),
+            KvOp::IncrBy(n) => old
+                .map(|v| number(v))
+                .transpose()?
+                .unwrap_or(0)
+                .wrapping_add(n),
             KvOp::Min(n) => old.map(|v| number(v)).transpose()?.map_or(n, |o| o.min(n)),
             KvOp::Max(n) => old.map(|v| number(v)).transpose()?.map_or(n, |o| o.max(n)),
         };
@@ -91,7 +95,10 @@ mod tests {
     fn numeric_op_on_text_is_refused_and_leaves_value() {
         let mut kv = KvStore::default();
         kv.apply("d", b"k", KvOp::Set(b"abc".to_vec())).unwrap();
-        assert_eq!(kv.apply("d", b"k", KvOp::IncrBy(1)), Err(KvError::NotANumber));
+        assert_eq!(
+            kv.apply("d", b"k", KvOp::IncrBy(1)),
+            Err(KvError::NotANumber)
+        );
         assert_eq!(kv.apply("d", b"k", KvOp::Max(1)), Err(KvError::NotANumber));
         assert_eq!(kv.apply("d", b"k", KvOp::Get), Ok(s("abc")));
         kv.clear();

@@ -6,6 +6,7 @@
 //! options and configuration files, [`daemon`] detaches it.
 
 pub mod computation;
+pub mod console;
 pub mod daemon;
 pub mod framing;
 pub mod handshake;

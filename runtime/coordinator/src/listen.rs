@@ -29,18 +29,32 @@ pub enum ListenError {
 pub fn bind_port(host: &str, port: u16) -> Result<TcpListener, ListenError> {
     let err = |source: io::Error| {
         if source.kind() == io::ErrorKind::AddrInUse {
-            let holder = crate::procnet::port_holder(port).unwrap_or_else(|| "another process".into());
+            let holder =
+                crate::procnet::port_holder(port).unwrap_or_else(|| "another process".into());
             return ListenError::InUse { port, holder };
         }
-        ListenError::Bind { addr: format!("{host}:{port}"), source }
+        ListenError::Bind {
+            addr: format!("{host}:{port}"),
+            source,
+        }
     };
     let addr: SocketAddr = (host, port)
         .to_socket_addrs()
         .map_err(err)?
         .next()
-        .ok_or_else(|| err(io::Error::new(io::ErrorKind::NotFound, "host name does not resolve")))?;
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).map_err(|e| err(e.into()))?;
+        .ok_or_else(|| {
+            err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "host name does not resolve",
+            ))
+        })?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| err(e.into()))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| err(e.into()))?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(|e| err(e.into()))?;
     listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN)).map_err(|e| err(e.into()))?;
@@ -64,14 +78,22 @@ pub fn adopt_fd(fd: i32) -> Result<TcpListener, ListenError> {
             return Err(not_listening);
         }
     }
-    let _ = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    // listen() again only raises the backlog (std's bind in the launcher uses 128).
+    let _ = listen(&owned, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN));
+    let _ = nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
     Ok(TcpListener::from(owned))
 }
 
 /// Writes the port number to `path` atomically (temp file + rename), so a reader never sees a
 /// partial number.
 pub fn write_port_file(path: &Path, port: u16) -> io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     fs::write(&tmp, format!("{port}\n"))?;
     fs::rename(&tmp, path)
@@ -99,7 +121,10 @@ mod tests {
         let name = exe.file_name().unwrap().to_string_lossy();
         assert_eq!(
             e.to_string(),
-            format!("port {port} is in use by pid {} ({name}); stop it or use -p 0", std::process::id())
+            format!(
+                "port {port} is in use by pid {} ({name}); stop it or use -p 0",
+                std::process::id()
+            )
         );
     }
 
@@ -111,7 +136,10 @@ mod tests {
         let adopted = adopt_fd(fd).unwrap();
         assert_eq!(adopted.local_addr().unwrap(), addr);
         let f = fs::File::open("/dev/null").unwrap();
-        assert!(matches!(adopt_fd(f.as_raw_fd()), Err(ListenError::NotListening { .. })));
+        assert!(matches!(
+            adopt_fd(f.as_raw_fd()),
+            Err(ListenError::NotListening { .. })
+        ));
         drop(f);
     }
 

@@ -52,13 +52,20 @@ pub fn tcp_entries() -> Vec<TcpEntry> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| fs::read_to_string(p).ok())
-        .flat_map(|text| text.lines().skip(1).filter_map(parse_line).collect::<Vec<_>>())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(parse_line)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
 /// The owner uid of the TCP socket with this local and remote address.
 pub fn socket_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
-    let same = |a: SocketAddr, b: SocketAddr| a.port() == b.port() && canonical(a.ip()) == canonical(b.ip());
+    let same = |a: SocketAddr, b: SocketAddr| {
+        a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
+    };
     tcp_entries()
         .into_iter()
         .find(|e| same(e.local, local) && same(e.remote, remote))
@@ -77,8 +84,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// `pid 1234 (dmtcp_coordinator)`, or a description when the process is not visible to us.
 /// `None` when nothing listens on it.
 pub fn port_holder(port: u16) -> Option<String> {
-    let listeners: Vec<TcpEntry> =
-        tcp_entries().into_iter().filter(|e| e.state == TCP_LISTEN && e.local.port() == port).collect();
+    let listeners: Vec<TcpEntry> = tcp_entries()
+        .into_iter()
+        .filter(|e| e.state == TCP_LISTEN && e.local.port() == port)
+        .collect();
     let first = listeners.first()?;
     let inodes: Vec<u64> = listeners.iter().map(|e| e.inode).collect();
     if let Some(pid) = pid_holding_socket(&inodes) {
@@ -95,21 +104,34 @@ pub fn port_holder(port: u16) -> Option<String> {
 fn program_name(pid: i32) -> String {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    let base = String::from_utf8_lossy(argv0).rsplit('/').next().unwrap_or_default().to_string();
+    let base = String::from_utf8_lossy(argv0)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     if !base.is_empty() {
         return base;
     }
-    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Scans `/proc/*/fd` (only our own processes are readable) for a socket inode.
 fn pid_holding_socket(inodes: &[u64]) -> Option<i32> {
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
     for proc_entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = proc_entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = proc_entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
-        let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else { continue };
+        let Ok(fds) = fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
             if let Ok(target) = fs::read_link(fd.path())
                 && wanted.iter().any(|w| target.as_os_str() == w.as_str())
@@ -142,9 +164,19 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let holder = port_holder(port).unwrap();
-        assert_eq!(holder, format!("pid {} ({})", std::process::id(), program_name(std::process::id() as i32)));
+        assert_eq!(
+            holder,
+            format!(
+                "pid {} ({})",
+                std::process::id(),
+                program_name(std::process::id() as i32)
+            )
+        );
         let exe = std::env::current_exe().unwrap();
-        assert_eq!(program_name(std::process::id() as i32), exe.file_name().unwrap().to_string_lossy());
+        assert_eq!(
+            program_name(std::process::id() as i32),
+            exe.file_name().unwrap().to_string_lossy()
+        );
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let uid = socket_uid(c.local_addr().unwrap(), c.peer_addr().unwrap());
         assert_eq!(uid, Some(dmtcp_protocol::auth::my_uid()));

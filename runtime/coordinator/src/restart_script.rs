@@ -36,7 +36,9 @@ pub fn choose_dir(images: &[String], ckpt_dir: Option<&str>, cwd: &Path) -> Path
     {
         return first.to_path_buf();
     }
-    ckpt_dir.map(PathBuf::from).unwrap_or_else(|| cwd.to_path_buf())
+    ckpt_dir
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cwd.to_path_buf())
 }
 
 /// Quotes a word for POSIX sh.
@@ -46,7 +48,8 @@ fn sh_quote(s: &str) -> String {
 
 impl RestartScript {
     pub fn path(&self) -> PathBuf {
-        self.dir.join(format!("dmtcp_restart_script_{}.sh", self.comp_id))
+        self.dir
+            .join(format!("dmtcp_restart_script_{}.sh", self.comp_id))
     }
 
     /// Images grouped by host, local host first, in checkpoint order otherwise.
@@ -86,7 +89,10 @@ impl RestartScript {
                 continue;
             }
             // Remote processes join the coordinator that the local restart uses.
-            let words: Vec<String> = images.iter().map(|i| format!("\"$(img {})\"", sh_quote(i))).collect();
+            let words: Vec<String> = images
+                .iter()
+                .map(|i| format!("\"$(img {})\"", sh_quote(i)))
+                .collect();
             s.push_str(&format!(
                 "ssh {} \"dmtcp_restart --join-coordinator --coord-host $coord_host --coord-port $coord_port \
                  $interval_opt {}\" &\n",
@@ -97,8 +103,10 @@ impl RestartScript {
         match local {
             Some(images) => {
                 s.push_str("exec \"$dmtcp_restart\" --coord-host \"$coord_host\" --coord-port \"$coord_port\" $interval_opt \\\n");
-                let words: Vec<String> =
-                    images.iter().map(|i| format!("  \"$(img {})\"", sh_quote(i))).collect();
+                let words: Vec<String> = images
+                    .iter()
+                    .map(|i| format!("  \"$(img {})\"", sh_quote(i)))
+                    .collect();
                 s.push_str(&words.join(" \\\n"));
                 s.push('\n');
             }
@@ -110,7 +118,9 @@ impl RestartScript {
     /// Writes the script (temp name + rename, mode 0755) and points the symlink at it.
     pub fn write(&self) -> io::Result<PathBuf> {
         let path = self.path();
-        let tmp = self.dir.join(format!(".dmtcp_restart_script_{}.sh.tmp", self.comp_id));
+        let tmp = self
+            .dir
+            .join(format!(".dmtcp_restart_script_{}.sh.tmp", self.comp_id));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -174,7 +184,11 @@ mod tests {
     fn script(dir: &Path, images: Vec<(String, String)>) -> RestartScript {
         RestartScript {
             dir: dir.to_path_buf(),
-            comp_id: CompId(UniquePid { host_id: 0xab, pid: 42, time_ns: 0xcd }),
+            comp_id: CompId(UniquePid {
+                host_id: 0xab,
+                pid: 42,
+                time_ns: 0xcd,
+            }),
             generation: 3,
             coord_host: "node1".into(),
             coord_port: 7779,
@@ -200,20 +214,32 @@ mod tests {
         let mixed = vec!["/a/x.dmtcp".to_string(), "/b/y.dmtcp".to_string()];
         assert_eq!(choose_dir(&mixed, Some("/ck"), cwd), PathBuf::from("/ck"));
         assert_eq!(choose_dir(&mixed, None, cwd), PathBuf::from("/cwd"));
-        assert_eq!(choose_dir(&["x.dmtcp".to_string()], None, cwd), PathBuf::from("/cwd"));
+        assert_eq!(
+            choose_dir(&["x.dmtcp".to_string()], None, cwd),
+            PathBuf::from("/cwd")
+        );
     }
 
     #[test]
     fn script_runs_restart_with_images_and_options() {
         let dir = tempdir("script");
-        let s = script(&dir, vec![
-            ("node1".into(), "/ck/a b.dmtcp".into()),
-            ("node1".into(), "/ck/it's.dmtcp".into()),
-        ]);
+        let s = script(
+            &dir,
+            vec![
+                ("node1".into(), "/ck/a b.dmtcp".into()),
+                ("node1".into(), "/ck/it's.dmtcp".into()),
+            ],
+        );
         let path = s.write().unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         let link = dir.join(LINK_NAME);
-        assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from(path.file_name().unwrap()));
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            PathBuf::from(path.file_name().unwrap())
+        );
         // restart_bin is echo, so the output is the dmtcp_restart command line.
         let out = Command::new("sh").arg(&link).output().unwrap();
         assert_eq!(
@@ -222,29 +248,52 @@ mod tests {
         );
         let out = Command::new("sh")
             .arg(&link)
-            .args(["--coord-port", "9", "-i", "30", "--restartdir", "/new", "-h", "h2"])
+            .args([
+                "--coord-port",
+                "9",
+                "-i",
+                "30",
+                "--restartdir",
+                "/new",
+                "-h",
+                "h2",
+            ])
             .output()
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "--coord-host h2 --coord-port 9 --interval 30 /new/a b.dmtcp /new/it's.dmtcp\n"
         );
-        let out = Command::new("sh").arg(&link).arg("--bogus").output().unwrap();
+        let out = Command::new("sh")
+            .arg(&link)
+            .arg("--bogus")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
-        let out = Command::new("sh").arg(&link).arg("--help").output().unwrap();
+        let out = Command::new("sh")
+            .arg(&link)
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("--restartdir"));
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn remote_hosts_are_started_through_ssh() {
-        let s = script(Path::new("/ck"), vec![
-            ("node2".into(), "/ck/r.dmtcp".into()),
-            ("node1".into(), "/ck/l.dmtcp".into()),
-        ]);
+        let s = script(
+            Path::new("/ck"),
+            vec![
+                ("node2".into(), "/ck/r.dmtcp".into()),
+                ("node1".into(), "/ck/l.dmtcp".into()),
+            ],
+        );
         let text = s.render();
         let ssh = text.lines().find(|l| l.starts_with("ssh ")).unwrap();
-        assert!(ssh.starts_with("ssh 'node2' \"dmtcp_restart --join-coordinator"), "{ssh}");
+        assert!(
+            ssh.starts_with("ssh 'node2' \"dmtcp_restart --join-coordinator"),
+            "{ssh}"
+        );
         assert!(ssh.contains("/ck/r.dmtcp") && ssh.ends_with('&'), "{ssh}");
         assert!(text.contains("exec \"$dmtcp_restart\""));
         // The local image is not in the ssh line and the remote one not in the exec.

@@ -5,15 +5,17 @@
 //! pre-encoded frames drained by its own writer task, so a broadcast to 10,000 peers encodes
 //! the message once and never waits on a slow peer.
 
-use crate::computation::{Action, CmdId, CompConfig, Computation, ConnId, ExitReason, Joining, Now};
+use crate::computation::{
+    Action, CmdId, CompConfig, Computation, ConnId, ExitReason, Joining, Now,
+};
 use crate::framing::{read_frame, write_frame};
 use crate::handshake::{self, HELLO_TIMEOUT};
 use dmtcp_protocol::auth::{self, SecretError};
 use dmtcp_protocol::frame::{self, FrameError};
 use dmtcp_protocol::registry::{self, CoordinatorEntry};
 use dmtcp_protocol::{
-    ClientHello, Command, CommandReply, HelloReply, MAGIC, PROTOCOL_VERSION, Rejected, Role, Secret,
-    ServerHello, Welcome, WorkerMsg,
+    ClientHello, Command, CommandReply, HelloReply, MAGIC, PROTOCOL_VERSION, Rejected, Role,
+    Secret, ServerHello, Welcome, WorkerMsg,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,10 +46,24 @@ pub enum ServerError {
 }
 
 enum Event {
-    Join { conn: ConnId, joining: Joining, observed_addr: String, proof: [u8; 32], tx: mpsc::UnboundedSender<Frame> },
-    Msg { conn: ConnId, msg: WorkerMsg },
-    Gone { conn: ConnId },
-    Command { cmd: Command, reply: oneshot::Sender<CommandReply> },
+    Join {
+        conn: ConnId,
+        joining: Joining,
+        observed_addr: String,
+        proof: [u8; 32],
+        tx: mpsc::UnboundedSender<Frame>,
+    },
+    Msg {
+        conn: ConnId,
+        msg: WorkerMsg,
+    },
+    Gone {
+        conn: ConnId,
+    },
+    Command {
+        cmd: Command,
+        reply: oneshot::Sender<CommandReply>,
+    },
 }
 
 /// What every connection task needs to know.
@@ -67,6 +83,7 @@ pub struct Server {
     secret: Secret,
     comp: CompConfig,
     port: u16,
+    console: bool,
 }
 
 impl Server {
@@ -87,8 +104,24 @@ impl Server {
             dir: auth::secret_dir().display().to_string(),
             source,
         })?;
-        let comp = CompConfig { coord_port: port, ..comp };
-        Ok(Server { listener, coord_id, secret, comp, port })
+        let comp = CompConfig {
+            coord_port: port,
+            ..comp
+        };
+        Ok(Server {
+            listener,
+            coord_id,
+            secret,
+            comp,
+            port,
+            console: false,
+        })
+    }
+
+    /// Reads DMTCP's one-letter commands from stdin (when it is a terminal).
+    pub fn with_console(mut self, on: bool) -> Server {
+        self.console = on;
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -110,9 +143,10 @@ impl Server {
             .enable_all()
             .build()
             .map_err(ServerError::Runtime)?;
-        rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .map_err(ServerError::Runtime)?;
+        let result = rt.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(ServerError::Runtime)?;
             let stop = async move {
                 tokio::select! {
                     _ = term.recv() => info!("SIGTERM: exiting"),
@@ -120,7 +154,10 @@ impl Server {
                 }
             };
             self.serve(stop).await
-        })
+        });
+        // The console's stdin read may still block a pool thread: do not wait for it.
+        rt.shutdown_background();
+        result
     }
 
     /// Serves inside an existing tokio runtime until the computation ends or `stop` completes.
@@ -132,8 +169,11 @@ impl Server {
     }
 
     async fn serve_inner(self, stop: impl Future<Output = ()>) -> Result<ExitReason, ServerError> {
-        self.listener.set_nonblocking(true).map_err(ServerError::Listener)?;
-        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Listener)?;
+        self.listener
+            .set_nonblocking(true)
+            .map_err(ServerError::Listener)?;
+        let listener =
+            tokio::net::TcpListener::from_std(self.listener).map_err(ServerError::Listener)?;
         let (events_tx, events_rx) = mpsc::channel(8192);
         let (flush_guard, mut flushed) = mpsc::channel::<()>(1);
         let ctx = Arc::new(Ctx {
@@ -144,6 +184,9 @@ impl Server {
             flush_guard,
         });
         let accept = tokio::spawn(accept_loop(listener, ctx.clone()));
+        let console = self
+            .console
+            .then(|| tokio::spawn(console(ctx.events.clone())));
         drop(ctx);
         let comp = Computation::new(self.comp, Now::real());
         let reason = tokio::select! {
@@ -152,6 +195,9 @@ impl Server {
         };
         accept.abort();
         let _ = accept.await;
+        if let Some(c) = console {
+            c.abort();
+        }
         // Queued frames (a quit's reply, kills) go out before the process ends.
         let _ = tokio::time::timeout(Duration::from_secs(2), flushed.recv()).await;
         Ok(reason)
@@ -171,6 +217,35 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
                 warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Reads commands typed at the coordinator's terminal and prints the replies.
+async fn console(events: mpsc::Sender<Event>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    println!("Type ? for help.");
+    while let Ok(Some(line)) = lines.next_line().await {
+        let cmd = match crate::console::parse(&line) {
+            Ok(c) => c,
+            Err(text) => {
+                if !text.is_empty() {
+                    println!("{text}");
+                }
+                continue;
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        if events
+            .send(Event::Command { cmd, reply: tx })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Ok(reply) = rx.await {
+            println!("{}", crate::console::render(cmd, &reply));
         }
     }
 }
@@ -226,7 +301,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<
     };
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(writer(wr, rx, ctx.flush_guard.clone()));
-    let join = Event::Join { conn, joining, observed_addr: observed(peer), proof, tx };
+    let join = Event::Join {
+        conn,
+        joining,
+        observed_addr: observed(peer),
+        proof,
+        tx,
+    };
     if ctx.events.send(join).await.is_err() {
         return; // Shutting down.
     }
@@ -255,9 +336,24 @@ async fn refuse(wr: &mut OwnedWriteHalf, peer: SocketAddr, rejected: Rejected) {
 }
 
 /// A `dmtcp_command` connection: one command, one reply (maybe after a whole checkpoint).
-async fn command(mut rd: BufReader<OwnedReadHalf>, mut wr: OwnedWriteHalf, peer: SocketAddr, proof: [u8; 32], ctx: &Ctx) {
+async fn command(
+    mut rd: BufReader<OwnedReadHalf>,
+    mut wr: OwnedWriteHalf,
+    peer: SocketAddr,
+    proof: [u8; 32],
+    ctx: &Ctx,
+) {
     let _guard = ctx.flush_guard.clone();
-    if write_frame(&mut wr, &HelloReply::Welcome(Welcome { proof, assignment: None })).await.is_err() {
+    if write_frame(
+        &mut wr,
+        &HelloReply::Welcome(Welcome {
+            proof,
+            assignment: None,
+        }),
+    )
+    .await
+    .is_err()
+    {
         return;
     }
     let cmd: Command = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await {
@@ -267,7 +363,15 @@ async fn command(mut rd: BufReader<OwnedReadHalf>, mut wr: OwnedWriteHalf, peer:
     };
     debug!(%peer, ?cmd, "command");
     let (reply_tx, reply_rx) = oneshot::channel();
-    if ctx.events.send(Event::Command { cmd, reply: reply_tx }).await.is_err() {
+    if ctx
+        .events
+        .send(Event::Command {
+            cmd,
+            reply: reply_tx,
+        })
+        .await
+        .is_err()
+    {
         return;
     }
     if let Ok(reply) = reply_rx.await {
@@ -277,7 +381,11 @@ async fn command(mut rd: BufReader<OwnedReadHalf>, mut wr: OwnedWriteHalf, peer:
 }
 
 /// Drains a peer's outgoing frames into its socket, batching what is queued into one flush.
-async fn writer(wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Frame>, _guard: mpsc::Sender<()>) {
+async fn writer(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Frame>,
+    _guard: mpsc::Sender<()>,
+) {
     let mut w = BufWriter::with_capacity(16 << 10, wr);
     while let Some(f) = rx.recv().await {
         if w.write_all(&f).await.is_err() {
@@ -306,10 +414,19 @@ struct Central {
 impl Central {
     fn handle(&mut self, ev: Event) -> Vec<Action> {
         match ev {
-            Event::Join { conn, joining, observed_addr, proof, tx } => {
+            Event::Join {
+                conn,
+                joining,
+                observed_addr,
+                proof,
+                tx,
+            } => {
                 match self.comp.join(conn, joining, observed_addr, Now::real()) {
                     Ok(a) => {
-                        let w = Welcome { proof, assignment: Some(a) };
+                        let w = Welcome {
+                            proof,
+                            assignment: Some(a),
+                        };
                         let _ = tx.send(frame::encode(&HelloReply::Welcome(w)).into());
                         self.peers.insert(conn, tx);
                     }
@@ -361,7 +478,10 @@ impl Central {
                 }
                 Action::WriteRestartScript(script) => match script.write() {
                     Ok(path) => info!("restart script: {}", path.display()),
-                    Err(e) => error!("cannot write the restart script in {}: {e}", script.dir.display()),
+                    Err(e) => error!(
+                        "cannot write the restart script in {}: {e}",
+                        script.dir.display()
+                    ),
                 },
                 Action::Exit(reason) => {
                     info!(?reason, "coordinator exiting");
@@ -376,7 +496,12 @@ impl Central {
 /// The task that owns the computation. Events are taken in batches so a burst of arrivals
 /// costs one wake-up.
 async fn central(comp: Computation, mut events: mpsc::Receiver<Event>) -> ExitReason {
-    let mut c = Central { comp, peers: HashMap::new(), commands: HashMap::new(), next_cmd: 1 };
+    let mut c = Central {
+        comp,
+        peers: HashMap::new(),
+        commands: HashMap::new(),
+        next_cmd: 1,
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(1024);

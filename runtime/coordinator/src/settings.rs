@@ -22,7 +22,13 @@ pub const SITE_CONFIG: &str = "/etc/dmtcp/coordinator.toml";
 )]
 pub struct Options {
     /// Port to listen on (0 = any free port) [default: 7779]
-    #[arg(short = 'p', long = "coord-port", visible_alias = "port", env = "DMTCP_COORD_PORT", value_name = "PORT")]
+    #[arg(
+        short = 'p',
+        long = "coord-port",
+        visible_alias = "port",
+        env = "DMTCP_COORD_PORT",
+        value_name = "PORT"
+    )]
     pub coord_port: Option<u16>,
     /// Write the port number to FILE once listening
     #[arg(long, value_name = "FILE")]
@@ -34,7 +40,12 @@ pub struct Options {
     #[arg(long)]
     pub exit_on_last: bool,
     /// Checkpoint every SECS seconds (0 = only on request)
-    #[arg(short = 'i', long, env = "DMTCP_CHECKPOINT_INTERVAL", value_name = "SECS")]
+    #[arg(
+        short = 'i',
+        long,
+        env = "DMTCP_CHECKPOINT_INTERVAL",
+        value_name = "SECS"
+    )]
     pub interval: Option<u32>,
     /// Run in the background; returns once the coordinator listens
     #[arg(long)]
@@ -104,7 +115,10 @@ impl FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -131,8 +145,15 @@ pub struct Settings {
 pub fn read_config(path: &Path, required: bool) -> Result<FileConfig, SettingsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
-        Err(source) => return Err(SettingsError::Read { path: path.into(), source }),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(FileConfig::default());
+        }
+        Err(source) => {
+            return Err(SettingsError::Read {
+                path: path.into(),
+                source,
+            });
+        }
     };
     toml::from_str(&text).map_err(|e| SettingsError::Parse {
         path: path.into(),
@@ -144,7 +165,10 @@ pub fn read_config(path: &Path, required: bool) -> Result<FileConfig, SettingsEr
 pub fn config_files(opts: &Options) -> Vec<(PathBuf, bool)> {
     let mut files = vec![(PathBuf::from(SITE_CONFIG), false)];
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        files.push((Path::new(&home).join(".config/dmtcp/coordinator.toml"), false));
+        files.push((
+            Path::new(&home).join(".config/dmtcp/coordinator.toml"),
+            false,
+        ));
     }
     if let Some(c) = &opts.config {
         files.push((c.clone(), true));
@@ -164,9 +188,15 @@ impl Settings {
     /// Options over file settings over defaults.
     pub fn merge(o: Options, f: FileConfig) -> Settings {
         let secs = Duration::from_secs;
-        let stale = o.stale_timeout.or(f.stale_timeout).unwrap_or(DEFAULT_STALE_TIMEOUT);
+        let stale = o
+            .stale_timeout
+            .or(f.stale_timeout)
+            .unwrap_or(DEFAULT_STALE_TIMEOUT);
         Settings {
-            port: o.coord_port.or(f.coord_port).unwrap_or(dmtcp_protocol::DEFAULT_PORT),
+            port: o
+                .coord_port
+                .or(f.coord_port)
+                .unwrap_or(dmtcp_protocol::DEFAULT_PORT),
             port_file: o.port_file.or(f.port_file),
             ckptdir: o.ckptdir.or(f.ckptdir),
             exit_on_last: o.exit_on_last || f.exit_on_last.unwrap_or(false),
@@ -178,7 +208,10 @@ impl Settings {
             stale_timeout: (stale > 0).then(|| secs(stale)),
             kill_after_ckpt: o.kill_after_ckpt || f.kill_after_ckpt.unwrap_or(false),
             listen_fd: o.listen_fd,
-            listen_host: o.listen_host.or(f.listen_host).unwrap_or_else(|| "0.0.0.0".into()),
+            listen_host: o
+                .listen_host
+                .or(f.listen_host)
+                .unwrap_or_else(|| "0.0.0.0".into()),
         }
     }
 }
@@ -189,16 +222,24 @@ pub fn init_logging(quiet: bool, logfile: Option<&Path>) -> std::io::Result<()> 
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DMTCP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match logfile {
         Some(p) => {
             let f = std::fs::File::options().create(true).append(true).open(p)?;
-            let _ = builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
         }
         None => {
             use std::io::IsTerminal;
             let ansi = std::io::stderr().is_terminal();
-            let _ = builder.with_ansi(ansi).with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
     Ok(())
@@ -210,7 +251,8 @@ mod tests {
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Options {
-        Options::try_parse_from(std::iter::once("dmtcp_coordinator").chain(args.iter().copied())).unwrap()
+        Options::try_parse_from(std::iter::once("dmtcp_coordinator").chain(args.iter().copied()))
+            .unwrap()
     }
 
     #[test]
@@ -229,7 +271,8 @@ mod tests {
 
     #[test]
     fn options_win_over_files_and_files_stack() {
-        let site: FileConfig = toml::from_str("interval = 60\ncoord-port = 9000\nexit-on-last = true").unwrap();
+        let site: FileConfig =
+            toml::from_str("interval = 60\ncoord-port = 9000\nexit-on-last = true").unwrap();
         let user: FileConfig = toml::from_str("interval = 30\nstale-timeout = 0").unwrap();
         let f = site.overlay(user);
         let s = Settings::merge(parse(&["-p", "0", "--ckptdir", "/ck"]), f.clone());
@@ -245,12 +288,17 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("intervall = 3").is_err());
         let e = read_config(Path::new("/nonexistent/c.toml"), true).unwrap_err();
         assert!(e.to_string().starts_with("cannot read /nonexistent/c.toml"));
-        assert_eq!(read_config(Path::new("/nonexistent/c.toml"), false).unwrap(), FileConfig::default());
+        assert_eq!(
+            read_config(Path::new("/nonexistent/c.toml"), false).unwrap(),
+            FileConfig::default()
+        );
     }
 
     #[test]
     fn bad_options_are_refused() {
-        let bad = |a: &[&str]| Options::try_parse_from(std::iter::once("x").chain(a.iter().copied())).is_err();
+        let bad = |a: &[&str]| {
+            Options::try_parse_from(std::iter::once("x").chain(a.iter().copied())).is_err()
+        };
         assert!(bad(&["--bogus"]));
         assert!(bad(&["-p", "99999"]));
         assert!(bad(&["-i", "soon"]));

@@ -45,7 +45,11 @@ pub fn worker_role(n: u32) -> Role {
 
 impl SimClient {
     /// Connects and performs the hello with `secret` (which may be wrong, for tests).
-    pub async fn connect(addr: SocketAddr, secret: &Secret, role: Role) -> Result<SimClient, SimError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        secret: &Secret,
+        role: Role,
+    ) -> Result<SimClient, SimError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (rd, mut wr) = stream.into_split();
@@ -66,7 +70,11 @@ impl SimClient {
                 if !secret.verify_server(&nonce, &w.proof) {
                     return Err(SimError::Impostor);
                 }
-                Ok(SimClient { rd, wr, assignment: w.assignment })
+                Ok(SimClient {
+                    rd,
+                    wr,
+                    assignment: w.assignment,
+                })
             }
             HelloReply::Rejected(r) => Err(SimError::Rejected(r)),
         }
@@ -86,7 +94,11 @@ impl SimClient {
 }
 
 /// One `dmtcp_command` exchange.
-pub async fn command(addr: SocketAddr, secret: &Secret, cmd: Command) -> Result<CommandReply, SimError> {
+pub async fn command(
+    addr: SocketAddr,
+    secret: &Secret,
+    cmd: Command,
+) -> Result<CommandReply, SimError> {
     let mut c = SimClient::connect(addr, secret, Role::Command).await?;
     write_frame(&mut c.wr, &cmd).await?;
     Ok(read_frame(&mut c.rd).await?)

@@ -27,7 +27,11 @@ fn words(ip: IpAddr) -> [u8; 16] {
 
 /// Builds `nlmsghdr` + `inet_diag_req_v2` for the socket `local` → `remote`.
 fn request(local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
-    let family = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 } as u8;
+    let family = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    } as u8;
     let mut req = Vec::with_capacity(72);
     req.extend_from_slice(&72u32.to_ne_bytes());
     req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -55,7 +59,12 @@ pub fn socket_uid(local: SocketAddr, remote: SocketAddr) -> nix::Result<Option<u
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkSockDiag,
     )?;
-    sendto(fd.as_raw_fd(), &request(local, remote), &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
+    sendto(
+        fd.as_raw_fd(),
+        &request(local, remote),
+        &NetlinkAddr::new(0, 0),
+        MsgFlags::empty(),
+    )?;
     let mut buf = [0u8; 1024];
     let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
     if n < NLMSG_HDRLEN {
@@ -73,7 +82,9 @@ pub fn socket_uid(local: SocketAddr, remote: SocketAddr) -> nix::Result<Option<u
     if kind != SOCK_DIAG_BY_FAMILY || n < at + 4 {
         return Err(nix::Error::EIO);
     }
-    Ok(Some(u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"))))
+    Ok(Some(u32::from_ne_bytes(
+        buf[at..at + 4].try_into().expect("4 bytes"),
+    )))
 }
 
 #[cfg(test)]

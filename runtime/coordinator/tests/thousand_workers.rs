@@ -34,18 +34,31 @@ where
         let (i, w) = r.expect("worker task");
         out[i] = Some(w);
     }
-    out.into_iter().map(|w| w.expect("every worker came back")).collect()
+    out.into_iter()
+        .map(|w| w.expect("every worker came back"))
+        .collect()
 }
 
 async fn recv(w: &mut SimClient) -> CoordMsg {
-    tokio::time::timeout(Duration::from_secs(60), w.recv()).await.expect("coordinator answers in time").expect("frame")
+    tokio::time::timeout(Duration::from_secs(60), w.recv())
+        .await
+        .expect("coordinator answers in time")
+        .expect("frame")
 }
 
 async fn barrier_round(workers: Vec<SimClient>, name: &'static str) -> Vec<SimClient> {
     let n = workers.len() as u32;
     each(workers, move |_, mut w| async move {
-        w.send(&WorkerMsg::Barrier { name: name.into() }).await.unwrap();
-        assert_eq!(recv(&mut w).await, CoordMsg::BarrierReleased { name: name.into(), num_peers: n });
+        w.send(&WorkerMsg::Barrier { name: name.into() })
+            .await
+            .unwrap();
+        assert_eq!(
+            recv(&mut w).await,
+            CoordMsg::BarrierReleased {
+                name: name.into(),
+                num_peers: n
+            }
+        );
         w
     })
     .await
@@ -55,7 +68,12 @@ async fn barrier_round(workers: Vec<SimClient>, name: &'static str) -> Vec<SimCl
 async fn wait_at_barrier(addr: SocketAddr, secret: &Secret, name: &str, count: usize) {
     for _ in 0..600 {
         let r = command(addr, secret, Command::List).await.unwrap();
-        if r.workers.iter().filter(|w| w.barrier.as_deref() == Some(name)).count() == count {
+        if r.workers
+            .iter()
+            .filter(|w| w.barrier.as_deref() == Some(name))
+            .count()
+            == count
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -85,20 +103,36 @@ fn thousand_simulated_workers() {
     let ckpt = root.join("ckpt");
     std::fs::create_dir_all(&ckpt).unwrap();
     let listener = listen::bind_port("127.0.0.1", 0).unwrap();
-    let cfg = CompConfig { ckpt_dir: Some(ckpt.display().to_string()), ..CompConfig::default() };
+    let cfg = CompConfig {
+        ckpt_dir: Some(ckpt.display().to_string()),
+        ..CompConfig::default()
+    };
     let server = Server::new(listener, cfg).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
     let secret = server.secret().clone();
     let coord_id = server.coord_id().to_string();
-    assert!(root.join("secrets").join(format!("{coord_id}.secret")).exists());
+    assert!(
+        root.join("secrets")
+            .join(format!("{coord_id}.secret"))
+            .exists()
+    );
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let serving = tokio::spawn(server.serve(std::future::pending()));
         let workers = join_all(addr, &secret).await;
         refusals_leave_the_coordinator_serving(addr, &secret).await;
         let mut workers = workers;
-        for round in ["DMT:ROUND1", "DMT:ROUND2", "DMT:ROUND3", "DMT:ROUND4", "DMT:ROUND5"] {
+        for round in [
+            "DMT:ROUND1",
+            "DMT:ROUND2",
+            "DMT:ROUND3",
+            "DMT:ROUND4",
+            "DMT:ROUND5",
+        ] {
             workers = barrier_round(workers, round).await;
         }
         let workers = kv_sum(workers, addr, &secret).await;
@@ -106,12 +140,26 @@ fn thousand_simulated_workers() {
         let workers = desync(workers, addr, &secret).await;
         let workers = death_mid_barrier(workers, addr, &secret).await;
         quit(workers, addr, &secret).await;
-        let reason = tokio::time::timeout(Duration::from_secs(10), serving).await.unwrap().unwrap().unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(reason, ExitReason::Quit);
     });
     // Unregistered on exit: neither the secret nor the registry entry remains.
-    assert!(!root.join("secrets").join(format!("{coord_id}.secret")).exists());
-    assert!(!root.join("secrets").join(format!("{coord_id}.json")).exists());
+    assert!(
+        !root
+            .join("secrets")
+            .join(format!("{coord_id}.secret"))
+            .exists()
+    );
+    assert!(
+        !root
+            .join("secrets")
+            .join(format!("{coord_id}.json"))
+            .exists()
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -119,7 +167,14 @@ async fn join_all(addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
     let mut set = JoinSet::new();
     for n in 0..N as u32 {
         let secret = secret.clone();
-        set.spawn(async move { (n, SimClient::connect(addr, &secret, worker_role(n)).await.unwrap()) });
+        set.spawn(async move {
+            (
+                n,
+                SimClient::connect(addr, &secret, worker_role(n))
+                    .await
+                    .unwrap(),
+            )
+        });
     }
     let mut workers = Vec::new();
     while let Some(r) = set.join_next().await {
@@ -127,14 +182,24 @@ async fn join_all(addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
     }
     workers.sort_by_key(|(n, _)| *n);
     let workers: Vec<SimClient> = workers.into_iter().map(|(_, w)| w).collect();
-    let mut vpids: Vec<i32> = workers.iter().map(|w| w.assignment.as_ref().unwrap().virtual_pid).collect();
+    let mut vpids: Vec<i32> = workers
+        .iter()
+        .map(|w| w.assignment.as_ref().unwrap().virtual_pid)
+        .collect();
     vpids.sort();
     let expected: Vec<i32> = (0..N as i32).map(|k| 40000 + 1000 * k).collect();
     assert_eq!(vpids, expected, "every process gets its own virtual pid");
     let comp = workers[0].assignment.as_ref().unwrap().comp_id;
-    assert!(workers.iter().all(|w| w.assignment.as_ref().unwrap().comp_id == comp));
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.assignment.as_ref().unwrap().comp_id == comp)
+    );
     let status = command(addr, secret, Command::Status).await.unwrap();
-    assert_eq!((status.num_peers, status.running, status.comp_id), (N as u32, true, Some(comp)));
+    assert_eq!(
+        (status.num_peers, status.running, status.comp_id),
+        (N as u32, true, Some(comp))
+    );
     workers
 }
 
@@ -147,12 +212,22 @@ async fn refusals_leave_the_coordinator_serving(addr: SocketAddr, secret: &Secre
     }
     // Garbage instead of a hello: the coordinator closes that connection only.
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n\xff\xff\xff\xff").await.unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n\xff\xff\xff\xff")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf));
-    read.await.expect("connection closed by the coordinator").ok();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf),
+    );
+    read.await
+        .expect("connection closed by the coordinator")
+        .ok();
     let status = command(addr, secret, Command::Status).await.unwrap();
-    assert_eq!(status.num_peers, N as u32, "refused clients never joined nor disturbed others");
+    assert_eq!(
+        status.num_peers, N as u32,
+        "refused clients never joined nor disturbed others"
+    );
 }
 
 async fn kv_sum(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
@@ -160,12 +235,21 @@ async fn kv_sum(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> V
     let workers = each(workers, move |i, mut w| {
         let tx = tx.clone();
         async move {
-            let req = KvRequest { id: i as u64, db: "/test/sum".into(), key: b"total".to_vec(), op: KvOp::IncrBy(i as i64 + 1) };
+            let req = KvRequest {
+                id: i as u64,
+                db: "/test/sum".into(),
+                key: b"total".to_vec(),
+                op: KvOp::IncrBy(i as i64 + 1),
+            };
             w.send(&WorkerMsg::Kv(req)).await.unwrap();
             match recv(&mut w).await {
-                CoordMsg::Kv(KvResponse { id, result: Ok(Some(v)) }) => {
+                CoordMsg::Kv(KvResponse {
+                    id,
+                    result: Ok(Some(v)),
+                }) => {
                     assert_eq!(id, i as u64);
-                    tx.send(String::from_utf8(v).unwrap().parse::<i64>().unwrap()).unwrap();
+                    tx.send(String::from_utf8(v).unwrap().parse::<i64>().unwrap())
+                        .unwrap();
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -187,9 +271,16 @@ async fn kv_sum(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> V
     workers
 }
 
-async fn checkpoint(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret, dir: &Path) -> Vec<SimClient> {
+async fn checkpoint(
+    workers: Vec<SimClient>,
+    addr: SocketAddr,
+    secret: &Secret,
+    dir: &Path,
+) -> Vec<SimClient> {
     let secret2 = secret.clone();
-    let blocking = tokio::spawn(async move { command(addr, &secret2, Command::Checkpoint(CkptMode::Blocking)).await });
+    let blocking = tokio::spawn(async move {
+        command(addr, &secret2, Command::Checkpoint(CkptMode::Blocking)).await
+    });
     let dir = dir.to_path_buf();
     let workers = each(workers, move |i, mut w| {
         let dir = dir.clone();
@@ -198,17 +289,37 @@ async fn checkpoint(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret, 
                 CoordMsg::DoCheckpoint(o) => assert_eq!((o.generation, o.kill_after), (1, false)),
                 other => panic!("expected DoCheckpoint, got {other:?}"),
             }
-            w.send(&WorkerMsg::State(WorkerState::Suspended)).await.unwrap();
-            w.send(&WorkerMsg::Barrier { name: "DMT:SUSPEND".into() }).await.unwrap();
-            assert!(matches!(recv(&mut w).await, CoordMsg::BarrierReleased { .. }));
+            w.send(&WorkerMsg::State(WorkerState::Suspended))
+                .await
+                .unwrap();
+            w.send(&WorkerMsg::Barrier {
+                name: "DMT:SUSPEND".into(),
+            })
+            .await
+            .unwrap();
+            assert!(matches!(
+                recv(&mut w).await,
+                CoordMsg::BarrierReleased { .. }
+            ));
             let image = dir.join(format!("ckpt_sim{i}.dmtcp")).display().to_string();
-            w.send(&WorkerMsg::CkptWritten { image, bytes: i as u64 }).await.unwrap();
-            w.send(&WorkerMsg::State(WorkerState::Running)).await.unwrap();
+            w.send(&WorkerMsg::CkptWritten {
+                image,
+                bytes: i as u64,
+            })
+            .await
+            .unwrap();
+            w.send(&WorkerMsg::State(WorkerState::Running))
+                .await
+                .unwrap();
             w
         }
     })
     .await;
-    let reply = tokio::time::timeout(Duration::from_secs(60), blocking).await.unwrap().unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(60), blocking)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.status, CommandStatus::Success, "{:?}", reply.message);
     let summary = reply.last_checkpoint.unwrap();
     assert_eq!(summary.generation, 1);
@@ -216,8 +327,13 @@ async fn checkpoint(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret, 
     assert_eq!(summary.bytes, (N * (N - 1) / 2) as u64);
     let script = PathBuf::from(summary.restart_script.unwrap());
     let text = std::fs::read_to_string(&script).unwrap();
-    assert_eq!(text.matches(".dmtcp'").count(), N, "the script restarts every image");
-    let link = std::fs::read_link(script.parent().unwrap().join("dmtcp_restart_script.sh")).unwrap();
+    assert_eq!(
+        text.matches(".dmtcp'").count(),
+        N,
+        "the script restarts every image"
+    );
+    let link =
+        std::fs::read_link(script.parent().unwrap().join("dmtcp_restart_script.sh")).unwrap();
     assert_eq!(link, script.file_name().unwrap());
     workers
 }
@@ -225,12 +341,19 @@ async fn checkpoint(workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret, 
 async fn desync(mut workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
     let mut odd = workers.pop().unwrap();
     for w in workers.iter_mut() {
-        w.send(&WorkerMsg::Barrier { name: "A".into() }).await.unwrap();
+        w.send(&WorkerMsg::Barrier { name: "A".into() })
+            .await
+            .unwrap();
     }
     wait_at_barrier(addr, secret, "A", N - 1).await;
-    odd.send(&WorkerMsg::Barrier { name: "B".into() }).await.unwrap();
+    odd.send(&WorkerMsg::Barrier { name: "B".into() })
+        .await
+        .unwrap();
     match recv(&mut odd).await {
-        CoordMsg::Fatal { message } => assert!(message.contains("'A'") && message.contains("'B'"), "{message}"),
+        CoordMsg::Fatal { message } => assert!(
+            message.contains("'A'") && message.contains("'B'"),
+            "{message}"
+        ),
         other => panic!("expected Fatal, got {other:?}"),
     }
     // The coordinator closed the desynchronized connection.
@@ -238,22 +361,40 @@ async fn desync(mut workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) 
     // The others, all at A, are released without it.
     let n = (N - 1) as u32;
     each(workers, move |_, mut w| async move {
-        assert_eq!(recv(&mut w).await, CoordMsg::BarrierReleased { name: "A".into(), num_peers: n });
+        assert_eq!(
+            recv(&mut w).await,
+            CoordMsg::BarrierReleased {
+                name: "A".into(),
+                num_peers: n
+            }
+        );
         w
     })
     .await
 }
 
-async fn death_mid_barrier(mut workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
+async fn death_mid_barrier(
+    mut workers: Vec<SimClient>,
+    addr: SocketAddr,
+    secret: &Secret,
+) -> Vec<SimClient> {
     let victim = workers.remove(N / 2);
     for w in workers.iter_mut() {
-        w.send(&WorkerMsg::Barrier { name: "C".into() }).await.unwrap();
+        w.send(&WorkerMsg::Barrier { name: "C".into() })
+            .await
+            .unwrap();
     }
     wait_at_barrier(addr, secret, "C", N - 2).await;
     drop(victim); // Killed: its socket closes without a word.
     let n = (N - 2) as u32;
     let workers = each(workers, move |_, mut w| async move {
-        assert_eq!(recv(&mut w).await, CoordMsg::BarrierReleased { name: "C".into(), num_peers: n });
+        assert_eq!(
+            recv(&mut w).await,
+            CoordMsg::BarrierReleased {
+                name: "C".into(),
+                num_peers: n
+            }
+        );
         w
     })
     .await;

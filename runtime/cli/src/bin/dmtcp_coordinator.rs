@@ -6,6 +6,7 @@ use dmtcp_cli::{die, find_shipped};
 use dmtcp_coordinator::daemon::{self, Readiness};
 use dmtcp_coordinator::settings::{Options, Settings, init_logging};
 use dmtcp_coordinator::{CompConfig, Server, listen};
+use std::io::IsTerminal;
 
 fn parse_options() -> Options {
     match Options::try_parse() {
@@ -14,7 +15,11 @@ fn parse_options() -> Options {
         Err(e) => {
             // clap's first line names the problem; the usage block would drown it.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad option").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad option")
+                .trim_start_matches("error: ");
             die(1, format!("{first} (see --help)"))
         }
     }
@@ -32,7 +37,8 @@ fn main() {
     .unwrap_or_else(|e| die(1, e));
     // Fork before any thread exists; the parent waits until we are ready.
     let readiness = settings.daemon.then(|| {
-        daemon::detach(settings.logfile.as_deref()).unwrap_or_else(|e| die(1, format!("cannot detach: {e}")))
+        daemon::detach(settings.logfile.as_deref())
+            .unwrap_or_else(|e| die(1, format!("cannot detach: {e}")))
     });
     let fail = |readiness: Option<Readiness>, msg: String| -> ! {
         if let Some(r) = readiness {
@@ -63,7 +69,10 @@ fn main() {
         && let Err(e) = listen::write_port_file(path, server.port())
     {
         dmtcp_protocol::registry::unregister(server.coord_id());
-        fail(readiness, format!("cannot write port file {}: {e}", path.display()));
+        fail(
+            readiness,
+            format!("cannot write port file {}: {e}", path.display()),
+        );
     }
     let line = format!(
         "dmtcp_coordinator: listening on {host}:{} (coordinator {}, pid {})",
@@ -76,7 +85,9 @@ fn main() {
         None if !settings.quiet => println!("{line}"),
         None => {}
     }
-    if let Err(e) = server.run() {
+    // DMTCP's interactive keys, when run in a terminal.
+    let console = !settings.daemon && std::io::stdin().is_terminal();
+    if let Err(e) = server.with_console(console).run() {
         die(1, e);
     }
 }

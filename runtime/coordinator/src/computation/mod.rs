@@ -8,9 +8,9 @@ use crate::kv::KvStore;
 use crate::restart_script::{self, RestartScript};
 use dmtcp_protocol::ids::host_id;
 use dmtcp_protocol::{
-    Assignment, CheckpointOrder, CheckpointSummary, CkptMode, Command, CommandReply,
-    CommandStatus, CompId, CoordMsg, KvResponse, RejectReason, Rejected, RestartHello,
-    UniquePid, WorkerHello, WorkerInfo, WorkerMsg, WorkerState,
+    Assignment, CheckpointOrder, CheckpointSummary, CkptMode, Command, CommandReply, CommandStatus,
+    CompId, CoordMsg, KvResponse, RejectReason, Rejected, RestartHello, UniquePid, WorkerHello,
+    WorkerInfo, WorkerMsg, WorkerState,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -80,7 +80,10 @@ impl Now {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        Now { at: Instant::now(), wall_ns }
+        Now {
+            at: Instant::now(),
+            wall_ns,
+        }
     }
 }
 
@@ -132,7 +135,9 @@ enum Phase {
     Empty,
     Live,
     /// Restarting processes are gathering; `expected` is the checkpoint's peer count.
-    Restarting { expected: u32 },
+    Restarting {
+        expected: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -225,14 +230,19 @@ impl Computation {
     }
 
     fn host_id(&mut self, hostname: &str) -> u64 {
-        *self.host_ids.entry(hostname.to_string()).or_insert_with(|| host_id(hostname))
+        *self
+            .host_ids
+            .entry(hostname.to_string())
+            .or_insert_with(|| host_id(hostname))
     }
 
     fn assignment(&self, peer: &Peer, observed_addr: String) -> Assignment {
         Assignment {
             upid: peer.upid,
             virtual_pid: peer.virtual_pid,
-            comp_id: self.comp_id.expect("a joined peer belongs to a computation"),
+            comp_id: self
+                .comp_id
+                .expect("a joined peer belongs to a computation"),
             generation: self.generation,
             coord_timestamp_ns: self.coord_timestamp_ns,
             observed_addr,
@@ -284,7 +294,11 @@ impl Computation {
                 ),
             });
         }
-        let upid = UniquePid { host_id: self.host_id(&h.hostname), pid: h.real_pid, time_ns: now.wall_ns };
+        let upid = UniquePid {
+            host_id: self.host_id(&h.hostname),
+            pid: h.real_pid,
+            time_ns: now.wall_ns,
+        };
         if self.phase == Phase::Empty {
             self.phase = Phase::Live;
             self.comp_id = Some(CompId(upid));
@@ -325,7 +339,9 @@ impl Computation {
                 );
             }
             Phase::Empty => {
-                self.phase = Phase::Restarting { expected: h.num_peers.max(1) };
+                self.phase = Phase::Restarting {
+                    expected: h.num_peers.max(1),
+                };
                 self.comp_id = Some(h.comp_id);
                 self.generation = h.generation;
                 self.coord_timestamp_ns = now.wall_ns;
@@ -341,7 +357,10 @@ impl Computation {
                 if h.comp_id != comp {
                     return reject(
                         RejectReason::WrongComputation,
-                        format!("image of computation {} but this coordinator restarts {comp}", h.comp_id),
+                        format!(
+                            "image of computation {} but this coordinator restarts {comp}",
+                            h.comp_id
+                        ),
                     );
                 }
                 if h.num_peers.max(1) != expected {
@@ -356,7 +375,9 @@ impl Computation {
                 if self.peers.len() >= expected as usize {
                     return reject(
                         RejectReason::PeerMismatch,
-                        format!("all {expected} processes of the computation are already restarted"),
+                        format!(
+                            "all {expected} processes of the computation are already restarted"
+                        ),
                     );
                 }
                 if self.peers.values().any(|p| p.upid == h.upid) {
@@ -368,7 +389,9 @@ impl Computation {
             }
         }
         if h.virtual_pid >= VPID_BASE {
-            self.next_k = self.next_k.max((h.virtual_pid - VPID_BASE) / VPID_STRIDE + 1);
+            self.next_k = self
+                .next_k
+                .max((h.virtual_pid - VPID_BASE) / VPID_STRIDE + 1);
         }
         Ok(Peer {
             upid: h.upid,
@@ -389,7 +412,9 @@ impl Computation {
     }
 
     fn remove_peer(&mut self, conn: ConnId, now: Now, out: &mut Vec<Action>) {
-        let Some(peer) = self.peers.remove(&conn) else { return };
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
         if peer.barrier.is_some() {
             self.arrived -= 1;
         }
@@ -437,11 +462,18 @@ impl Computation {
             WorkerMsg::Barrier { name } => self.arrive(conn, name, now, &mut out),
             WorkerMsg::Kv(req) => {
                 let result = self.kv.apply(&req.db, &req.key, req.op);
-                out.push(Action::Send(conn, CoordMsg::Kv(KvResponse { id: req.id, result })));
+                out.push(Action::Send(
+                    conn,
+                    CoordMsg::Kv(KvResponse { id: req.id, result }),
+                ));
             }
             WorkerMsg::RequestCheckpoint => {
                 match self.start_checkpoint(self.cfg.kill_after_ckpt, now, &mut out) {
-                    Ok(g) => info!(peer = conn, generation = g, "checkpoint requested by a process"),
+                    Ok(g) => info!(
+                        peer = conn,
+                        generation = g,
+                        "checkpoint requested by a process"
+                    ),
                     Err((_, why)) => info!(peer = conn, "checkpoint request ignored: {why}"),
                 }
             }
@@ -457,15 +489,26 @@ impl Computation {
                     p.progname = progname;
                 }
             }
-            WorkerMsg::CkptWritten { image, bytes } => self.written(conn, image, bytes, now, &mut out),
+            WorkerMsg::CkptWritten { image, bytes } => {
+                self.written(conn, image, bytes, now, &mut out)
+            }
             WorkerMsg::CkptFailed { error } => {
-                let participant = self.in_flight.as_ref().is_some_and(|f| f.participants.contains(&conn));
+                let participant = self
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| f.participants.contains(&conn));
                 if participant {
                     let p = &self.peers[&conn];
-                    let msg = format!("process {} ({}) could not write its image: {error}", p.upid, p.progname);
+                    let msg = format!(
+                        "process {} ({}) could not write its image: {error}",
+                        p.upid, p.progname
+                    );
                     self.fail_checkpoint(msg, now, &mut out);
                 } else {
-                    warn!(peer = conn, "checkpoint failure reported outside a checkpoint: {error}");
+                    warn!(
+                        peer = conn,
+                        "checkpoint failure reported outside a checkpoint: {error}"
+                    );
                 }
             }
             WorkerMsg::Leaving => {
@@ -533,7 +576,10 @@ impl Computation {
         }
         self.barrier = None;
         self.arrived = 0;
-        let msg = CoordMsg::BarrierReleased { name, num_peers: self.peers.len() as u32 };
+        let msg = CoordMsg::BarrierReleased {
+            name,
+            num_peers: self.peers.len() as u32,
+        };
         out.push(Action::Broadcast(self.peers.keys().copied().collect(), msg));
     }
 
@@ -544,7 +590,11 @@ impl Computation {
         {
             self.phase = Phase::Live;
             self.arm_timer(now.at);
-            info!(peers = expected, generation = self.generation, "restart complete; computation running");
+            info!(
+                peers = expected,
+                generation = self.generation,
+                "restart complete; computation running"
+            );
         }
     }
 
@@ -567,17 +617,31 @@ impl Computation {
         if let Phase::Restarting { expected } = self.phase {
             return Err((
                 CommandStatus::NotRunning,
-                format!("the computation is restarting ({} of {expected} processes running)", self.peers.len()),
+                format!(
+                    "the computation is restarting ({} of {expected} processes running)",
+                    self.peers.len()
+                ),
             ));
         }
-        if let Some(p) = self.peers.values().find(|p| p.state != WorkerState::Running) {
+        if let Some(p) = self
+            .peers
+            .values()
+            .find(|p| p.state != WorkerState::Running)
+        {
             return Err((
                 CommandStatus::NotRunning,
-                format!("process {} (vpid {}) is {}, not RUNNING", p.progname, p.virtual_pid, p.state),
+                format!(
+                    "process {} (vpid {}) is {}, not RUNNING",
+                    p.progname, p.virtual_pid, p.state
+                ),
             ));
         }
         self.generation += 1;
-        let order = CheckpointOrder { generation: self.generation, kill_after, ckpt_dir: self.cfg.ckpt_dir.clone() };
+        let order = CheckpointOrder {
+            generation: self.generation,
+            kill_after,
+            ckpt_dir: self.cfg.ckpt_dir.clone(),
+        };
         self.in_flight = Some(InFlight {
             order: order.clone(),
             started: now.at,
@@ -586,12 +650,27 @@ impl Computation {
             waiters: Vec::new(),
         });
         self.next_ckpt = None;
-        info!(generation = self.generation, peers = self.peers.len(), kill_after, "checkpoint started");
-        out.push(Action::Broadcast(self.peers.keys().copied().collect(), CoordMsg::DoCheckpoint(order)));
+        info!(
+            generation = self.generation,
+            peers = self.peers.len(),
+            kill_after,
+            "checkpoint started"
+        );
+        out.push(Action::Broadcast(
+            self.peers.keys().copied().collect(),
+            CoordMsg::DoCheckpoint(order),
+        ));
         Ok(self.generation)
     }
 
-    fn written(&mut self, conn: ConnId, image: String, bytes: u64, now: Now, out: &mut Vec<Action>) {
+    fn written(
+        &mut self,
+        conn: ConnId,
+        image: String,
+        bytes: u64,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
         let host = self.peers[&conn].hostname.clone();
         let Some(f) = &mut self.in_flight else {
             warn!(peer = conn, %image, "image reported outside a checkpoint; ignored");
@@ -640,18 +719,29 @@ impl Computation {
         out.push(Action::WriteRestartScript(Box::new(script)));
         self.last = Some(summary);
         for w in f.waiters {
-            out.push(Action::Reply(w, Box::new(self.reply(CommandStatus::Success, None, false))));
+            out.push(Action::Reply(
+                w,
+                Box::new(self.reply(CommandStatus::Success, None, false)),
+            ));
         }
         if f.order.kill_after {
             info!("killing the computation after its checkpoint");
-            out.push(Action::Broadcast(self.peers.keys().copied().collect(), CoordMsg::Kill));
+            out.push(Action::Broadcast(
+                self.peers.keys().copied().collect(),
+                CoordMsg::Kill,
+            ));
         }
         self.arm_timer(now.at);
     }
 
     fn fail_checkpoint(&mut self, message: String, now: Now, out: &mut Vec<Action>) {
-        let Some(f) = self.in_flight.take() else { return };
-        warn!(generation = f.order.generation, "checkpoint failed: {message}");
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        warn!(
+            generation = f.order.generation,
+            "checkpoint failed: {message}"
+        );
         for w in f.waiters {
             out.push(Action::Reply(
                 w,
@@ -697,17 +787,27 @@ impl Computation {
     /// A `dmtcp_command` request; the reply comes as [`Action::Reply`] (maybe later).
     pub fn command(&mut self, id: CmdId, cmd: Command, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
-        let reply = |c: &Self, status, message| Action::Reply(id, Box::new(c.reply(status, message, false)));
+        let reply = |c: &Self, status, message| {
+            Action::Reply(id, Box::new(c.reply(status, message, false)))
+        };
         match cmd {
             Command::Status => out.push(reply(self, CommandStatus::Success, None)),
-            Command::List => {
-                out.push(Action::Reply(id, Box::new(self.reply(CommandStatus::Success, None, true))))
-            }
+            Command::List => out.push(Action::Reply(
+                id,
+                Box::new(self.reply(CommandStatus::Success, None, true)),
+            )),
             Command::Checkpoint(mode) => {
                 let kill_after = mode == CkptMode::KillAfter || self.cfg.kill_after_ckpt;
                 match self.start_checkpoint(kill_after, now, &mut out) {
-                    Ok(_) if mode == CkptMode::Async => out.push(reply(self, CommandStatus::Success, None)),
-                    Ok(_) => self.in_flight.as_mut().expect("just started").waiters.push(id),
+                    Ok(_) if mode == CkptMode::Async => {
+                        out.push(reply(self, CommandStatus::Success, None))
+                    }
+                    Ok(_) => self
+                        .in_flight
+                        .as_mut()
+                        .expect("just started")
+                        .waiters
+                        .push(id),
                     Err((status, why)) => {
                         info!("checkpoint command refused: {why}");
                         out.push(reply(self, status, Some(why)));
@@ -724,13 +824,25 @@ impl Computation {
                 out.push(reply(self, CommandStatus::Success, None));
             }
             Command::Kill => {
-                info!(peers = self.peers.len(), "killing the computation on request");
-                out.push(Action::Broadcast(self.peers.keys().copied().collect(), CoordMsg::Kill));
+                info!(
+                    peers = self.peers.len(),
+                    "killing the computation on request"
+                );
+                out.push(Action::Broadcast(
+                    self.peers.keys().copied().collect(),
+                    CoordMsg::Kill,
+                ));
                 out.push(reply(self, CommandStatus::Success, None));
             }
             Command::Quit => {
-                info!(peers = self.peers.len(), "quit requested: killing the computation and exiting");
-                out.push(Action::Broadcast(self.peers.keys().copied().collect(), CoordMsg::Kill));
+                info!(
+                    peers = self.peers.len(),
+                    "quit requested: killing the computation and exiting"
+                );
+                out.push(Action::Broadcast(
+                    self.peers.keys().copied().collect(),
+                    CoordMsg::Kill,
+                ));
                 out.push(reply(self, CommandStatus::Success, None));
                 self.exit(ExitReason::Quit, &mut out);
             }

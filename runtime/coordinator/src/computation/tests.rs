@@ -4,11 +4,17 @@ use super::*;
 use dmtcp_protocol::{KvOp, KvRequest};
 
 fn now0() -> Now {
-    Now { at: Instant::now(), wall_ns: 1_000 }
+    Now {
+        at: Instant::now(),
+        wall_ns: 1_000,
+    }
 }
 
 fn later(n: Now, secs: u64) -> Now {
-    Now { at: n.at + Duration::from_secs(secs), wall_ns: n.wall_ns + secs * 1_000_000_000 }
+    Now {
+        at: n.at + Duration::from_secs(secs),
+        wall_ns: n.wall_ns + secs * 1_000_000_000,
+    }
 }
 
 fn worker(pid: i32) -> Joining {
@@ -27,7 +33,8 @@ fn with_workers(cfg: CompConfig, n: u64) -> (Computation, Now) {
     let now = now0();
     let mut c = Computation::new(cfg, now);
     for i in 1..=n {
-        c.join(i, worker(100 + i as i32), "127.0.0.1".into(), now).unwrap();
+        c.join(i, worker(100 + i as i32), "127.0.0.1".into(), now)
+            .unwrap();
     }
     (c, now)
 }
@@ -57,7 +64,9 @@ fn identities_follow_dmtcp_numbering() {
     let now = now0();
     let mut c = Computation::new(CompConfig::default(), now);
     let a = c.join(1, worker(500), "10.0.0.5".into(), now).unwrap();
-    let b = c.join(2, worker(501), "10.0.0.6".into(), later(now, 1)).unwrap();
+    let b = c
+        .join(2, worker(501), "10.0.0.6".into(), later(now, 1))
+        .unwrap();
     assert_eq!(a.virtual_pid, 40000);
     assert_eq!(b.virtual_pid, 41000);
     assert_eq!(a.upid.pid, 500);
@@ -92,7 +101,10 @@ fn desync_disconnects_only_the_offender_and_releases_the_others() {
     let acts = c.message(3, barrier("B"), now);
     match &acts[0] {
         Action::Send(3, CoordMsg::Fatal { message }) => {
-            assert!(message.contains("'B'") && message.contains("'A'"), "{message}")
+            assert!(
+                message.contains("'B'") && message.contains("'A'"),
+                "{message}"
+            )
         }
         other => panic!("expected Fatal to 3, got {other:?}"),
     }
@@ -132,7 +144,11 @@ fn restart_hello(comp: CompId, pid: i32, vpid: i32, num_peers: u32) -> Joining {
         hostname: "node1".into(),
         progname: "prog".into(),
         real_pid: pid + 7,
-        upid: UniquePid { host_id: 9, pid, time_ns: 5 },
+        upid: UniquePid {
+            host_id: 9,
+            pid,
+            time_ns: 5,
+        },
         virtual_pid: vpid,
         comp_id: comp,
         num_peers,
@@ -144,70 +160,134 @@ fn restart_hello(comp: CompId, pid: i32, vpid: i32, num_peers: u32) -> Joining {
 #[test]
 fn restart_quorum_accepts_matching_and_rejects_others() {
     let now = now0();
-    let comp = CompId(UniquePid { host_id: 9, pid: 1, time_ns: 5 });
-    let other = CompId(UniquePid { host_id: 9, pid: 2, time_ns: 5 });
+    let comp = CompId(UniquePid {
+        host_id: 9,
+        pid: 1,
+        time_ns: 5,
+    });
+    let other = CompId(UniquePid {
+        host_id: 9,
+        pid: 2,
+        time_ns: 5,
+    });
     let mut c = Computation::new(CompConfig::default(), now);
     c.kv.apply("db", b"k", KvOp::Set(b"v".to_vec())).unwrap();
-    let a = c.join(1, restart_hello(comp, 1, 41000, 2), "h".into(), now).unwrap();
+    let a = c
+        .join(1, restart_hello(comp, 1, 41000, 2), "h".into(), now)
+        .unwrap();
     // Restarted peers keep their identity; the store starts empty.
-    assert_eq!((a.upid.pid, a.virtual_pid, a.comp_id, a.generation), (1, 41000, comp, 4));
+    assert_eq!(
+        (a.upid.pid, a.virtual_pid, a.comp_id, a.generation),
+        (1, 41000, comp, 4)
+    );
     assert!(c.kv.is_empty());
     let r = |res: Result<Assignment, Rejected>| res.unwrap_err().reason;
-    assert_eq!(r(c.join(2, restart_hello(other, 2, 40000, 2), "h".into(), now)), RejectReason::WrongComputation);
-    assert_eq!(r(c.join(2, restart_hello(comp, 2, 40000, 3), "h".into(), now)), RejectReason::PeerMismatch);
-    assert_eq!(r(c.join(2, restart_hello(comp, 1, 41000, 2), "h".into(), now)), RejectReason::PeerMismatch);
-    assert_eq!(r(c.join(2, worker(77), "h".into(), now)), RejectReason::NotRunning);
+    assert_eq!(
+        r(c.join(2, restart_hello(other, 2, 40000, 2), "h".into(), now)),
+        RejectReason::WrongComputation
+    );
+    assert_eq!(
+        r(c.join(2, restart_hello(comp, 2, 40000, 3), "h".into(), now)),
+        RejectReason::PeerMismatch
+    );
+    assert_eq!(
+        r(c.join(2, restart_hello(comp, 1, 41000, 2), "h".into(), now)),
+        RejectReason::PeerMismatch
+    );
+    assert_eq!(
+        r(c.join(2, worker(77), "h".into(), now)),
+        RejectReason::NotRunning
+    );
     // A barrier waits for the missing peer even though every present peer arrived.
     assert!(released(&c.message(1, barrier("DMT:RESTART"), now)).is_none());
     assert!(!c.running());
-    c.join(2, restart_hello(comp, 2, 40000, 2), "h".into(), now).unwrap();
-    assert_eq!(r(c.join(3, restart_hello(comp, 3, 42000, 2), "h".into(), now)), RejectReason::PeerMismatch);
+    c.join(2, restart_hello(comp, 2, 40000, 2), "h".into(), now)
+        .unwrap();
+    assert_eq!(
+        r(c.join(3, restart_hello(comp, 3, 42000, 2), "h".into(), now)),
+        RejectReason::PeerMismatch
+    );
     assert!(released(&c.message(2, barrier("DMT:RESTART"), now)).is_some());
     // Running once all report it; then restart hellos are refused and workers welcome.
     c.message(1, WorkerMsg::State(WorkerState::Running), now);
     assert!(!c.running());
     c.message(2, WorkerMsg::State(WorkerState::Running), now);
     assert!(c.running());
-    assert_eq!(r(c.join(3, restart_hello(comp, 3, 42000, 2), "h".into(), now)), RejectReason::NotRestarting);
+    assert_eq!(
+        r(c.join(3, restart_hello(comp, 3, 42000, 2), "h".into(), now)),
+        RejectReason::NotRestarting
+    );
     // New processes get virtual pids after the restored ones.
-    assert_eq!(c.join(3, worker(88), "h".into(), now).unwrap().virtual_pid, 42000);
+    assert_eq!(
+        c.join(3, worker(88), "h".into(), now).unwrap().virtual_pid,
+        42000
+    );
 }
 
 #[test]
 fn restart_into_live_computation_is_refused() {
     let (mut c, now) = with_workers(CompConfig::default(), 1);
-    let comp = CompId(UniquePid { host_id: 9, pid: 1, time_ns: 5 });
-    let e = c.join(2, restart_hello(comp, 1, 40000, 1), "h".into(), now).unwrap_err();
+    let comp = CompId(UniquePid {
+        host_id: 9,
+        pid: 1,
+        time_ns: 5,
+    });
+    let e = c
+        .join(2, restart_hello(comp, 1, 40000, 1), "h".into(), now)
+        .unwrap_err();
     assert_eq!(e.reason, RejectReason::NotRestarting);
 }
 
 #[test]
 fn kv_requests_are_answered_to_the_sender() {
     let (mut c, now) = with_workers(CompConfig::default(), 2);
-    let kv = |id, op| WorkerMsg::Kv(KvRequest { id, db: "/plugin/x".into(), key: b"n".to_vec(), op });
+    let kv = |id, op| {
+        WorkerMsg::Kv(KvRequest {
+            id,
+            db: "/plugin/x".into(),
+            key: b"n".to_vec(),
+            op,
+        })
+    };
     c.message(1, kv(10, KvOp::IncrBy(3)), now);
     let acts = c.message(2, kv(11, KvOp::IncrBy(4)), now);
     assert_eq!(
         acts,
-        vec![Action::Send(2, CoordMsg::Kv(KvResponse { id: 11, result: Ok(Some(b"7".to_vec())) }))]
+        vec![Action::Send(
+            2,
+            CoordMsg::Kv(KvResponse {
+                id: 11,
+                result: Ok(Some(b"7".to_vec()))
+            })
+        )]
     );
 }
 
 fn written(c: &mut Computation, conn: ConnId, now: Now) -> Vec<Action> {
-    let msg = WorkerMsg::CkptWritten { image: format!("/ck/img{conn}.dmtcp"), bytes: 100 * conn };
+    let msg = WorkerMsg::CkptWritten {
+        image: format!("/ck/img{conn}.dmtcp"),
+        bytes: 100 * conn,
+    };
     c.message(conn, msg, now)
 }
 
 #[test]
 fn blocking_checkpoint_completes_when_every_image_is_written() {
-    let cfg = CompConfig { coord_port: 7000, ..CompConfig::default() };
+    let cfg = CompConfig {
+        coord_port: 7000,
+        ..CompConfig::default()
+    };
     let (mut c, now) = with_workers(cfg, 2);
     let acts = c.command(1, Command::Checkpoint(CkptMode::Blocking), now);
     assert_eq!(
         acts,
         vec![Action::Broadcast(
             vec![1, 2],
-            CoordMsg::DoCheckpoint(CheckpointOrder { generation: 1, kill_after: false, ckpt_dir: None })
+            CoordMsg::DoCheckpoint(CheckpointOrder {
+                generation: 1,
+                kill_after: false,
+                ckpt_dir: None
+            })
         )]
     );
     // A second request while one runs is refused at once.
@@ -219,7 +299,9 @@ fn blocking_checkpoint_completes_when_every_image_is_written() {
     assert!(written(&mut c, 1, now).is_empty());
     assert!(written(&mut c, 2, now).is_empty());
     let acts = written(&mut c, 3, later(now, 2));
-    let Action::WriteRestartScript(script) = &acts[0] else { panic!("{acts:?}") };
+    let Action::WriteRestartScript(script) = &acts[0] else {
+        panic!("{acts:?}")
+    };
     assert_eq!(script.dir, PathBuf::from("/ck"));
     assert_eq!(script.images.len(), 3);
     assert_eq!(script.coord_port, 7000);
@@ -227,10 +309,16 @@ fn blocking_checkpoint_completes_when_every_image_is_written() {
     assert_eq!(r.status, CommandStatus::Success);
     let s = r.last_checkpoint.unwrap();
     assert_eq!(s.generation, 1);
-    assert_eq!(s.images, vec!["/ck/img1.dmtcp", "/ck/img2.dmtcp", "/ck/img3.dmtcp"]);
+    assert_eq!(
+        s.images,
+        vec!["/ck/img1.dmtcp", "/ck/img2.dmtcp", "/ck/img3.dmtcp"]
+    );
     assert_eq!(s.bytes, 600);
     assert_eq!(s.duration_ms, 2000);
-    assert_eq!(s.restart_script.as_deref(), Some(script.path().to_str().unwrap()));
+    assert_eq!(
+        s.restart_script.as_deref(),
+        Some(script.path().to_str().unwrap())
+    );
     assert_eq!(c.generation(), 1);
 }
 
@@ -240,14 +328,23 @@ fn kill_after_checkpoint_kills_once_complete() {
     c.command(1, Command::Checkpoint(CkptMode::KillAfter), now);
     let acts = written(&mut c, 1, now);
     assert_eq!(reply_of(&acts, 1).unwrap().status, CommandStatus::Success);
-    assert_eq!(acts.last(), Some(&Action::Broadcast(vec![1], CoordMsg::Kill)));
+    assert_eq!(
+        acts.last(),
+        Some(&Action::Broadcast(vec![1], CoordMsg::Kill))
+    );
 }
 
 #[test]
 fn checkpoint_fails_on_error_or_death() {
     let (mut c, now) = with_workers(CompConfig::default(), 2);
     c.command(1, Command::Checkpoint(CkptMode::Blocking), now);
-    let acts = c.message(2, WorkerMsg::CkptFailed { error: "disk full".into() }, now);
+    let acts = c.message(
+        2,
+        WorkerMsg::CkptFailed {
+            error: "disk full".into(),
+        },
+        now,
+    );
     let r = reply_of(&acts, 1).unwrap();
     assert_eq!(r.status, CommandStatus::Failed);
     assert!(r.message.unwrap().contains("disk full"));
@@ -259,13 +356,21 @@ fn checkpoint_fails_on_error_or_death() {
     let acts = c.disconnect(2, now);
     assert_eq!(reply_of(&acts, 1).unwrap().status, CommandStatus::Failed);
     // A failed kill-after checkpoint does not kill.
-    assert!(!acts.iter().any(|a| matches!(a, Action::Broadcast(_, CoordMsg::Kill))));
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::Broadcast(_, CoordMsg::Kill)))
+    );
 }
 
 #[test]
 fn checkpoint_needs_running_peers() {
     let mut c = Computation::new(CompConfig::default(), now0());
-    let r = reply_of(&c.command(1, Command::Checkpoint(CkptMode::Async), now0()), 1).unwrap();
+    let r = reply_of(
+        &c.command(1, Command::Checkpoint(CkptMode::Async), now0()),
+        1,
+    )
+    .unwrap();
     assert_eq!(r.status, CommandStatus::NoPeers);
     let (mut c, now) = with_workers(CompConfig::default(), 2);
     c.message(2, WorkerMsg::State(WorkerState::Suspended), now);
@@ -276,11 +381,16 @@ fn checkpoint_needs_running_peers() {
 
 #[test]
 fn interval_timer_fires_and_rearms_after_completion() {
-    let cfg = CompConfig { interval: Some(10), ..CompConfig::default() };
+    let cfg = CompConfig {
+        interval: Some(10),
+        ..CompConfig::default()
+    };
     let (mut c, now) = with_workers(cfg, 1);
     assert!(c.tick(later(now, 9)).is_empty());
     let acts = c.tick(later(now, 10));
-    assert!(matches!(&acts[..], [Action::Broadcast(_, CoordMsg::DoCheckpoint(o))] if o.generation == 1));
+    assert!(
+        matches!(&acts[..], [Action::Broadcast(_, CoordMsg::DoCheckpoint(o))] if o.generation == 1)
+    );
     // Nothing more while it is in flight.
     assert!(c.tick(later(now, 25)).is_empty());
     written(&mut c, 1, later(now, 30));
@@ -299,7 +409,13 @@ fn interval_comes_from_first_worker_unless_fixed_and_commands_change_it() {
     assert_eq!(c.join(1, h.clone(), "h".into(), now).unwrap().interval, 5);
     assert!(!c.tick(later(now, 5)).is_empty());
 
-    let mut c = Computation::new(CompConfig { interval: Some(60), ..CompConfig::default() }, now);
+    let mut c = Computation::new(
+        CompConfig {
+            interval: Some(60),
+            ..CompConfig::default()
+        },
+        now,
+    );
     assert_eq!(c.join(1, h, "h".into(), now).unwrap().interval, 60);
     let r = reply_of(&c.command(9, Command::SetInterval(0), now), 9).unwrap();
     assert_eq!(r.interval, 0);
@@ -308,21 +424,42 @@ fn interval_comes_from_first_worker_unless_fixed_and_commands_change_it() {
 
 #[test]
 fn exit_on_last_and_stale_and_timeout() {
-    let cfg = CompConfig { exit_on_last: true, ..CompConfig::default() };
+    let cfg = CompConfig {
+        exit_on_last: true,
+        ..CompConfig::default()
+    };
     let (mut c, now) = with_workers(cfg, 2);
     assert!(c.disconnect(1, now).is_empty());
-    assert_eq!(c.disconnect(2, now), vec![Action::Exit(ExitReason::LastPeerLeft)]);
+    assert_eq!(
+        c.disconnect(2, now),
+        vec![Action::Exit(ExitReason::LastPeerLeft)]
+    );
 
-    let cfg = CompConfig { stale_timeout: Some(Duration::from_secs(100)), ..CompConfig::default() };
+    let cfg = CompConfig {
+        stale_timeout: Some(Duration::from_secs(100)),
+        ..CompConfig::default()
+    };
     let (mut c, now) = with_workers(cfg, 1);
-    assert!(c.tick(later(now, 500)).is_empty(), "not stale while a peer is there");
+    assert!(
+        c.tick(later(now, 500)).is_empty(),
+        "not stale while a peer is there"
+    );
     c.disconnect(1, later(now, 500));
     assert!(c.tick(later(now, 599)).is_empty());
-    assert_eq!(c.tick(later(now, 600)), vec![Action::Exit(ExitReason::StaleTimeout)]);
+    assert_eq!(
+        c.tick(later(now, 600)),
+        vec![Action::Exit(ExitReason::StaleTimeout)]
+    );
 
-    let cfg = CompConfig { timeout: Some(Duration::from_secs(3)), ..CompConfig::default() };
+    let cfg = CompConfig {
+        timeout: Some(Duration::from_secs(3)),
+        ..CompConfig::default()
+    };
     let (mut c, now) = with_workers(cfg, 1);
-    assert_eq!(c.tick(later(now, 3)), vec![Action::Exit(ExitReason::Timeout)]);
+    assert_eq!(
+        c.tick(later(now, 3)),
+        vec![Action::Exit(ExitReason::Timeout)]
+    );
     assert!(c.tick(later(now, 4)).is_empty(), "exit is reported once");
 }
 
@@ -330,10 +467,19 @@ fn exit_on_last_and_stale_and_timeout() {
 fn list_status_kill_and_quit() {
     let (mut c, now) = with_workers(CompConfig::default(), 2);
     c.message(2, barrier("X"), now);
-    c.message(2, WorkerMsg::Exec { progname: "newprog".into() }, now);
+    c.message(
+        2,
+        WorkerMsg::Exec {
+            progname: "newprog".into(),
+        },
+        now,
+    );
     let r = reply_of(&c.command(1, Command::List, now), 1).unwrap();
     assert_eq!(r.workers.len(), 2);
-    assert_eq!((r.workers[1].number, r.workers[1].progname.as_str()), (2, "newprog"));
+    assert_eq!(
+        (r.workers[1].number, r.workers[1].progname.as_str()),
+        (2, "newprog")
+    );
     assert_eq!(r.workers[1].barrier.as_deref(), Some("X"));
     assert_eq!(r.workers[0].virtual_pid, 40000);
     let r = reply_of(&c.command(2, Command::Status, now), 2).unwrap();
@@ -348,7 +494,10 @@ fn list_status_kill_and_quit() {
 fn leaving_removes_the_peer_and_a_new_computation_starts_fresh() {
     let (mut c, now) = with_workers(CompConfig::default(), 1);
     let first = c.comp_id();
-    assert_eq!(c.message(1, WorkerMsg::Leaving, now), vec![Action::Disconnect(1)]);
+    assert_eq!(
+        c.message(1, WorkerMsg::Leaving, now),
+        vec![Action::Disconnect(1)]
+    );
     assert_eq!(c.num_peers(), 0);
     let a = c.join(2, worker(9), "h".into(), later(now, 1)).unwrap();
     assert_ne!(Some(a.comp_id), first);
