@@ -19,6 +19,9 @@ struct Lists {
     free: [*mut u8; MAX_CLASS + 1],
     bump: *mut u8,
     bump_end: *mut u8,
+    /// Large blocks freed while `deferring` (see `defer_unmaps`).
+    deferred: *mut u8,
+    deferring: bool,
 }
 
 pub struct RuntimeHeap {
@@ -37,6 +40,8 @@ impl RuntimeHeap {
                 free: [ptr::null_mut(); MAX_CLASS + 1],
                 bump: ptr::null_mut(),
                 bump_end: ptr::null_mut(),
+                deferred: ptr::null_mut(),
+                deferring: false,
             }),
         }
     }
@@ -48,6 +53,38 @@ impl RuntimeHeap {
 
     pub fn unlock(&self) {
         self.lock.unlock();
+    }
+
+    /// While a checkpoint writes memory, large blocks freed are kept mapped until the write
+    /// ends: a region listed in the memory map must not vanish before it is saved.
+    pub fn defer_unmaps(&self, on: bool) {
+        self.lock.lock();
+        // SAFETY: the lock is held.
+        let lists = unsafe { &mut *self.lists.get() };
+        lists.deferring = on;
+        let mut p = if on { ptr::null_mut() } else { core::mem::replace(&mut lists.deferred, ptr::null_mut()) };
+        self.lock.unlock();
+        while !p.is_null() {
+            // SAFETY: deferred blocks hold (next, len) in their first two words.
+            let (next, len) = unsafe { (*(p as *mut *mut u8), *(p as *mut usize).add(1)) };
+            // SAFETY: the block is a whole mapping of `len` bytes that nobody uses.
+            unsafe { libc::munmap(p.cast(), len) };
+            p = next;
+        }
+    }
+
+    /// After a restart: the lists were saved while the checkpoint wrote memory, and may point
+    /// into blocks mapped after the memory map was read (so never restored). Start afresh;
+    /// the saved free blocks are simply not reused.
+    pub fn forget_free_lists(&self) {
+        // SAFETY: the restart entry runs before any other thread exists.
+        let lists = unsafe { &mut *self.lists.get() };
+        lists.free = [ptr::null_mut(); MAX_CLASS + 1];
+        lists.bump = ptr::null_mut();
+        lists.bump_end = ptr::null_mut();
+        lists.deferred = ptr::null_mut();
+        lists.deferring = false;
+        self.lock.force_unlock();
     }
 
     /// In the child after `fork`: the lock word was copied held by the forking thread.
@@ -126,6 +163,20 @@ unsafe impl GlobalAlloc for RuntimeHeap {
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let Some(class) = class_of(&layout) else {
+            self.lock.lock();
+            // SAFETY: the lock is held.
+            let lists = unsafe { &mut *self.lists.get() };
+            if lists.deferring {
+                // SAFETY: a large block is at least a page: room for (next, len).
+                unsafe {
+                    *(p as *mut *mut u8) = lists.deferred;
+                    *(p as *mut usize).add(1) = large_len(&layout);
+                }
+                lists.deferred = p;
+                self.lock.unlock();
+                return;
+            }
+            self.lock.unlock();
             // SAFETY: large blocks are whole mappings of this length.
             unsafe { libc::munmap(p.cast(), large_len(&layout)) };
             return;

@@ -97,6 +97,7 @@ fn start() {
     }
     // Before the checkpoint thread exists: INIT hooks may use the coordinator connection.
     plugin::start(resumed);
+    checkpoint::init(settings.ckpt_signal);
     ckpt_thread::spawn();
 }
 

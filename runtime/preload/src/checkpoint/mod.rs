@@ -1,26 +1,305 @@
-//! Carrying out one checkpoint order.
+//! Carrying out one checkpoint order, and coming back from a restart.
 //!
-//! Contract with the rest of the runtime (keep it when this grows into the real engine):
+//! The checkpoint path, top to bottom ([`run`]): freeze every program thread with the checkpoint
+//! signal (`threads`), capture process-wide state (`process`), then signal ourselves: our own
+//! handler records our signal frame like everyone else's and writes the image (`write`), so the
+//! image holds a frame for every thread, this one included. Then report to the coordinator and
+//! release the threads.
+//!
+//! The restart path: `dmtcp_restart` and the restorer rebuild the address space and enter
+//! `restart::dmtcp_restart_entry`, which recreates every thread; this thread comes back out of
+//! its self-signal with `restart::RESTARTED` set and finishes the restart in [`after_restart`].
+//!
+//! Contract with the rest of the runtime:
 //! - take `ckpt_lock::acquire_exclusive()` before freezing anyone (waits for
 //!   `dmtcp_disable_ckpt` sections and fork/exec wrappers) and `release_exclusive()` on resume;
 //! - report outcomes to the program's API: `api::note_checkpoint_done(generation, image)`,
 //!   `api::note_checkpoint_failed()`, and after a restart `api::note_restart(generation)`.
 
+mod layout;
+mod maps;
+mod process;
+pub mod restart;
+mod sigwrap;
+mod threads;
+mod write;
+
 use crate::session::{self, SessionError};
-use crate::{api, ckpt_lock};
-use dmtcp_protocol::{CheckpointOrder, WorkerMsg, WorkerState};
+use crate::{api, ckpt_lock, runtime};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use dmtcp_protocol::{Assignment, CheckpointOrder, CoordMsg, WorkerMsg, WorkerState};
+use dmtcp_restorer::sys;
+use std::sync::Mutex;
+
+/// Seconds a thread may take to answer the checkpoint signal.
+const FREEZE_TIMEOUT_S: u64 = 30;
+
+static READY: AtomicBool = AtomicBool::new(false);
+static CKPT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// The writer's input and output, handed to and from our own signal handler.
+static JOB: Mutex<Option<write::Job>> = Mutex::new(None);
+static RESULT: Mutex<Option<Result<write::Written, write::WriteError>>> = Mutex::new(None);
+/// A checkpoint directory given to `dmtcp_restart --ckptdir`, which wins afterwards.
+static DIR_OVERRIDE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Prepares checkpointing in a new process (library constructor, after joining): reserves the
+/// restorer hole, installs the checkpoint signal's handler and learns glibc's layout.
+/// Without it checkpoints fail with a clear reason and the program runs on.
+pub fn init(ckpt_signal: i32) {
+    CKPT_SIGNAL.store(ckpt_signal as usize, Ordering::Release);
+    sigwrap::set_hidden_signal(ckpt_signal);
+    if !layout::reserve_hole() {
+        crate::warn!(
+            "the address range {:#x}+{:#x} is taken; checkpoints are disabled",
+            dmtcp_restorer::abi::HOLE_START,
+            dmtcp_restorer::abi::HOLE_LEN
+        );
+        return;
+    }
+    learn_glibc_layout();
+    // SAFETY: installing our handler for the reserved signal with every signal blocked
+    // while it runs; SA_RESTART keeps the program's interrupted system calls going.
+    let ok = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = threads::on_signal as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigfillset(&mut sa.sa_mask);
+        sigwrap::real_sigaction(ckpt_signal, &sa, std::ptr::null_mut()) == 0
+    };
+    if !ok {
+        crate::warn!("cannot install the handler of signal {ckpt_signal}; checkpoints are disabled");
+        return;
+    }
+    threads::ON_CKPT_FRAME.store(write_from_handler as usize, Ordering::Release);
+    READY.store(true, Ordering::Release);
+}
+
+unsafe extern "C" {
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+fn learn_glibc_layout() {
+    // SAFETY: glibc >= 2.35 exports both as constants set at start-up.
+    let (off, size) = unsafe { (__rseq_offset, __rseq_size) };
+    threads::RSEQ_OFFSET.store(off as i64, Ordering::Relaxed);
+    threads::RSEQ_SIZE.store(size, Ordering::Relaxed);
+    let fs = sys::get_fs();
+    let word = (fs + threads::PTHREAD_TID_OFFSET) as *const i32;
+    // SAFETY: the thread descriptor is at least that large on every glibc we run on; the value
+    // is only trusted if it equals our tid.
+    let ok = fs != 0 && unsafe { word.read_volatile() } == sys::gettid();
+    threads::TID_OFFSET_OK.store(ok, Ordering::Relaxed);
+    if !ok {
+        crate::warn!("unknown glibc thread layout; after restart pthread_join may hang");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CkptError {
+    #[error("checkpointing is not available in this process (see the warning at start-up)")]
+    NotReady,
+    #[error("{0}")]
+    Freeze(#[from] threads::FreezeError),
+    #[error("{0}")]
+    Write(#[from] write::WriteError),
+    #[error("the image writer did not run")]
+    NoResult,
+}
 
 pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
     crate::debug!("checkpoint generation {} requested", order.generation);
     ckpt_lock::acquire_exclusive();
-    let r = (|| {
-        session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
-        session::send(&WorkerMsg::CkptFailed {
-            error: "this build of the runtime cannot write memory images yet".into(),
-        })?;
-        session::send(&WorkerMsg::State(WorkerState::Running))
-    })();
+    let r = checkpoint(order);
     ckpt_lock::release_exclusive();
+    r
+}
+
+fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
+    session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
+    if !READY.load(Ordering::Acquire) {
+        return report_failure(CkptError::NotReady);
+    }
+    let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
+    *JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepare(order));
+    if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT_S) {
+        threads::release_all();
+        return report_failure(e.into());
+    }
+    // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
+    let outcome = frozen_window(order, sig);
+    if restart::RESTARTED.load(Ordering::Acquire) {
+        return after_restart();
+    }
+    let written = match outcome {
+        Ok(w) => w,
+        Err(e) => {
+            threads::release_all();
+            return report_failure(e);
+        }
+    };
+    let sent = session::send(&WorkerMsg::CkptWritten { image: written.path.clone(), bytes: written.bytes });
+    if sent.is_ok() && order.kill_after {
+        // The computation ends after this checkpoint: do not let the program run past it.
+        wait_for_kill();
+    }
+    threads::release_all();
+    sent?;
+    api::note_checkpoint_done(order.generation, &written.path);
+    session::send(&WorkerMsg::State(WorkerState::Running))?;
+    Ok(())
+}
+
+/// Captures the frozen process and writes its image (through our own signal frame).
+fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<write::Written, CkptError> {
+    process::capture(sig);
+    capture_thread_pending(sig);
+    let _ = order;
+    *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    threads::tgkill(sys::gettid(), sig);
+    // After a restart we arrive here again, from the restored signal frame.
+    if restart::RESTARTED.load(Ordering::Acquire) {
+        return Err(CkptError::NoResult);
+    }
+    RESULT.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(CkptError::NoResult)?.map_err(Into::into)
+}
+
+/// Runs inside our own checkpoint-signal handler, after it recorded our frame.
+fn write_from_handler() {
+    crate::HEAP.defer_unmaps(true);
+    let job = JOB.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let result = match job {
+        Some(job) => write::write_image(&job),
+        None => return crate::HEAP.defer_unmaps(false),
+    };
+    *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    crate::HEAP.defer_unmaps(false);
+}
+
+/// Per-thread pending signals, which the handler cannot see without consuming them.
+fn capture_thread_pending(sig: i32) {
+    for i in 0..threads::COUNT.load(Ordering::Acquire) {
+        // SAFETY: the program is frozen; the slots are ours to update.
+        let r = unsafe { threads::slot(i) };
+        if !r.frozen {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/self/task/{}/status", r.tid)).unwrap_or_default();
+        r.pending = process::pending_from_status(&status, "SigPnd:") & !(1u64 << (sig - 1));
+    }
+}
+
+fn prepare(order: &CheckpointOrder) -> write::Job {
+    let settings = runtime::settings();
+    let identity_lock = session::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    let assignment: Option<Assignment> = identity_lock.clone();
+    drop(identity_lock);
+    let dir = DIR_OVERRIDE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .or_else(|| order.ckpt_dir.clone())
+        .or_else(|| assignment.as_ref().and_then(|a| a.ckpt_dir.clone()))
+        .or_else(|| settings.map(|s| s.ckpt_dir.clone()))
+        .unwrap_or_else(|| ".".into());
+    let program = std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default();
+    let upid = assignment.as_ref().map(|a| a.upid.to_string()).unwrap_or_default();
+    // SAFETY: plain queries of this process's ids.
+    let (pid, ppid, pgid, sid, uid, gid) = unsafe {
+        (libc::getpid(), libc::getppid(), libc::getpgrp(), libc::getsid(0), libc::getuid(), libc::getgid())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let identity = dmtcp_image::ProcessIdentity {
+        program: program.clone(),
+        pid,
+        ppid,
+        pgid,
+        sid,
+        virtual_pid: assignment.as_ref().map_or(pid, |a| a.virtual_pid),
+        upid: upid.clone(),
+        comp_id: assignment.as_ref().map(|a| a.comp_id.to_string()).unwrap_or_default(),
+        generation: order.generation as u64,
+        hostname: dmtcp_protocol::ids::hostname(),
+        uid,
+        gid,
+        ckpt_time_ns: now,
+    };
+    let assignment = assignment
+        .map(|mut a| {
+            a.generation = order.generation;
+            postcard::to_stdvec(&a).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    write::Job {
+        dir,
+        file_name: format!("ckpt_{}_{}.dmtcp", sanitize(&program), upid),
+        compress: settings.is_none_or(|s| s.gzip),
+        identity,
+        assignment,
+        entry: restart::dmtcp_restart_entry as usize as u64,
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+}
+
+fn report_failure(e: CkptError) -> Result<(), SessionError> {
+    crate::warn!("checkpoint failed: {e}");
     api::note_checkpoint_failed();
-    Ok(r?)
+    session::send(&WorkerMsg::CkptFailed { error: e.to_string() })?;
+    session::send(&WorkerMsg::State(WorkerState::Running))?;
+    Ok(())
+}
+
+/// `--kcheckpoint`: wait (frozen) for the coordinator's kill.
+fn wait_for_kill() {
+    loop {
+        match session::recv() {
+            Ok(CoordMsg::Kill) => {
+                // SAFETY: _exit ends the process without running the program's atexit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(other) => crate::debug!("ignoring {other:?} while waiting to be killed"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The checkpoint thread, back from the dead: finish the restart with the coordinator.
+fn after_restart() -> Result<(), SessionError> {
+    restart::RESTARTED.store(false, Ordering::Release);
+    let n = restart::thread_count();
+    loop {
+        let up = restart::UP.load(Ordering::Acquire);
+        if up >= n {
+            break;
+        }
+        sys::futex_wait(&restart::UP, up);
+    }
+    // Every thread has left the hole's stack: make it a reservation again.
+    layout::rereserve_hole();
+    let data = restart::take_data();
+    let mut generation = 0;
+    if let Some(d) = &data {
+        if let Ok(a) = postcard::from_bytes::<Assignment>(&d.assignment) {
+            generation = a.generation;
+            *session::IDENTITY.lock().unwrap_or_else(|e| e.into_inner()) = Some(a);
+        }
+        if let Some(dir) = &d.ckpt_dir {
+            *DIR_OVERRIDE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
+        }
+        crate::debug!("restarted from {}", d.image);
+    }
+    let r = session::barrier("DMT:RESTART");
+    process::raise_shared_pending();
+    threads::release_all();
+    api::note_restart(generation);
+    r?;
+    session::send(&WorkerMsg::State(WorkerState::Running))?;
+    Ok(())
 }

@@ -1,0 +1,284 @@
+//! `dmtcp_restart`: restart processes from checkpoint images.
+//!
+//! For each image (one process per image; the first is this process, the others forked
+//! children): validate it fully, join a coordinator as a restarting process, decompress the
+//! saved memory into staging mappings, load the freestanding restorer into the hole and jump
+//! to it. The restorer rebuilds the address space and enters the restored runtime library,
+//! which recreates the threads and finishes the restart with the coordinator.
+
+mod hole;
+mod images;
+mod stage;
+
+use clap::{ArgAction, Parser};
+use dmtcp_cli::launch::{CoordMode, find_or_start};
+use dmtcp_cli::{coord_host, coord_port, die, find_shipped};
+use dmtcp_protocol::{Assignment, Connection, RestartHello, Role};
+use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
+use std::os::fd::IntoRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The runtime's protected descriptors (see runtime/preload/src/settings.rs).
+const COORD_FD: i32 = 821;
+const LOG_FD: i32 = 822;
+const ASSIGNMENT_SECTION: &str = "assignment";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dmtcp_restart",
+    version,
+    about = "Restart processes from checkpoint images",
+    disable_help_flag = true,
+    override_usage = "dmtcp_restart [OPTIONS] <IMAGE>... | dmtcp_restart [OPTIONS] --restartdir DIR"
+)]
+struct Args {
+    /// Coordinator host (env DMTCP_COORD_HOST, default 127.0.0.1).
+    #[arg(short = 'h', long = "coord-host", value_name = "HOST")]
+    host: Option<String>,
+    /// Coordinator port (env DMTCP_COORD_PORT, default 7779; 0 = any free port).
+    #[arg(short = 'p', long = "coord-port", value_name = "PORT")]
+    port: Option<u16>,
+    /// Write the coordinator's port to this file.
+    #[arg(long = "port-file", value_name = "FILE")]
+    port_file: Option<PathBuf>,
+    /// Join an existing coordinator; fail if there is none.
+    #[arg(short = 'j', long = "join-coordinator", conflicts_with = "new_coordinator")]
+    join: bool,
+    /// Start a new coordinator; fail if the port is taken.
+    #[arg(long = "new-coordinator")]
+    new_coordinator: bool,
+    /// Join the coordinator if one runs, else start one (the default).
+    #[arg(long = "any-coordinator")]
+    any_coordinator: bool,
+    /// Directory for later checkpoint images.
+    #[arg(short = 'c', long = "ckptdir", value_name = "DIR")]
+    ckptdir: Option<PathBuf>,
+    /// Restart the newest complete generation of images in DIR.
+    #[arg(long = "restartdir", value_name = "DIR")]
+    restartdir: Option<PathBuf>,
+    /// Directory for temporary files (accepted for compatibility).
+    #[arg(short = 't', long = "tmpdir", value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+    /// Checkpoint every SECONDS after the restart (0 = only on request).
+    #[arg(short = 'i', long = "interval", value_name = "SECONDS")]
+    interval: Option<u32>,
+    /// Restart images owned by another user, and skip other strict checks.
+    #[arg(long = "no-strict-checking")]
+    no_strict_checking: bool,
+    /// Log file of an auto-started coordinator.
+    #[arg(long = "coord-logfile", value_name = "FILE")]
+    coord_logfile: Option<PathBuf>,
+    /// Fewer messages (env DMTCP_QUIET).
+    #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
+    quiet: bool,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+    /// The images to restart.
+    #[arg(value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// This process's [vvar], [vvar_vclock], [vdso] (current addresses).
+fn own_kernel_areas() -> [KernelArea; 3] {
+    let mut out = [KernelArea::default(); 3];
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    for line in maps.lines() {
+        let i = if line.ends_with("[vvar]") {
+            0
+        } else if line.ends_with("[vvar_vclock]") {
+            1
+        } else if line.ends_with("[vdso]") {
+            2
+        } else {
+            continue;
+        };
+        let range = line.split(' ').next().unwrap_or("");
+        let (s, e) = range.split_once('-').unwrap_or(("0", "0"));
+        let s = u64::from_str_radix(s, 16).unwrap_or(0);
+        let e = u64::from_str_radix(e, 16).unwrap_or(0);
+        out[i] = KernelArea { current: s, target: 0, len: e.saturating_sub(s) };
+    }
+    out
+}
+
+fn own_fingerprint(k: &[KernelArea; 3]) -> [u8; 48] {
+    let v = &k[2];
+    let bytes: &[u8] = if v.len == 0 {
+        &[]
+    } else {
+        // SAFETY: our own [vdso] mapping is readable.
+        unsafe { std::slice::from_raw_parts(v.current as *const u8, v.len as usize) }
+    };
+    dmtcp_restorer::abi::vdso_fingerprint(k, bytes)
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn main() {
+    let args = Args::parse();
+    let quiet = args.quiet || env_flag("DMTCP_QUIET");
+    dmtcp_cli::init_logging(quiet);
+    let paths = match &args.restartdir {
+        Some(dir) => images::from_restartdir(dir).unwrap_or_else(|e| die(1, e)),
+        None if args.images.is_empty() => {
+            die(2, "no image given: dmtcp_restart IMAGE... or dmtcp_restart --restartdir DIR")
+        }
+        None => args.images.clone(),
+    };
+    let kernel = own_kernel_areas();
+    let fp = own_fingerprint(&kernel);
+    let mut checked = Vec::new();
+    for p in &paths {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        checked.push(images::check(&p, !args.no_strict_checking, &fp).unwrap_or_else(|e| die(1, e)));
+    }
+    // Every frame is verified before the coordinator hears of us.
+    for c in &checked {
+        if let Err(e) = c.image.verify_all() {
+            die(1, format_args!("{}: {e}", c.path.display()));
+        }
+    }
+
+    let host = coord_host(args.host.clone());
+    let port = coord_port(args.port).unwrap_or_else(|e| die(1, e));
+    let mode = if args.join {
+        CoordMode::Join
+    } else if args.new_coordinator {
+        CoordMode::New
+    } else {
+        CoordMode::Any
+    };
+    let coord = find_or_start(mode, &host, port, args.interval, args.coord_logfile.as_deref(), quiet)
+        .unwrap_or_else(|e| die(1, e));
+    if let Some(f) = &args.port_file
+        && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
+    {
+        die(1, format_args!("cannot write port file {}: {e}", f.display()));
+    }
+    // SAFETY: single-threaded at this point.
+    unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
+
+    let num_peers = checked.len() as u32;
+    let mut mine = None;
+    for (i, c) in checked.into_iter().enumerate() {
+        if i + 1 == num_peers as usize {
+            mine = Some(c);
+            break;
+        }
+        // SAFETY: single-threaded; the child continues with its own image only.
+        match unsafe { libc::fork() } {
+            0 => {
+                mine = Some(c);
+                break;
+            }
+            -1 => die(1, format_args!("cannot fork: {}", std::io::Error::last_os_error())),
+            _ => {}
+        }
+    }
+    let c = mine.unwrap_or_else(|| die(1, "no image to restart"));
+    restart_one(c, &args, &coord.host, coord.port, num_peers, &kernel);
+}
+
+fn restart_one(
+    c: images::Checked,
+    args: &Args,
+    host: &str,
+    port: u16,
+    num_peers: u32,
+    kernel: &[KernelArea; 3],
+) -> ! {
+    let name = c.path.display().to_string();
+    let h = c.image.header().clone();
+    let assignment: Assignment = h
+        .section(ASSIGNMENT_SECTION)
+        .and_then(|b| postcard::from_bytes(b).ok())
+        .unwrap_or_else(|| die(1, format_args!("{name}: the image has no process identity section")));
+    let hello = RestartHello {
+        hostname: dmtcp_protocol::ids::hostname(),
+        progname: h.process.program.clone(),
+        // SAFETY: getpid cannot fail.
+        real_pid: unsafe { libc::getpid() },
+        upid: assignment.upid,
+        virtual_pid: assignment.virtual_pid,
+        comp_id: assignment.comp_id,
+        num_peers,
+        generation: assignment.generation,
+        interval: args.interval,
+    };
+    let (conn, welcome) = Connection::open(host, port, Role::Restart(hello), Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
+    new_assignment.generation = new_assignment.generation.max(assignment.generation);
+    let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
+
+    // Where things must be in the restored process besides its regions.
+    let mut reserved: Vec<(Range, &str)> = vec![(Range { start: HOLE_START, end: HOLE_START + HOLE_LEN }, "the restorer hole")];
+    let mut kernel_plan = [KernelArea::default(); 3];
+    let names = ["[vvar]", "[vvar_vclock]", "[vdso]"];
+    for i in 0..3 {
+        let saved = c.layout.kernel[i];
+        if saved.len != kernel[i].len {
+            die(1, format_args!("{name}: the {} size differs from this kernel's; restart on the kernel that wrote the image", names[i]));
+        }
+        kernel_plan[i] = KernelArea { current: kernel[i].current, target: saved.target, len: saved.len };
+        if saved.len != 0 {
+            reserved.push((Range { start: saved.target, end: saved.target + saved.len }, names[i]));
+        }
+    }
+    let staged = stage::stage(&c, &reserved).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let restorer = find_shipped("dmtcp_restorer")
+        .unwrap_or_else(|| die(1, "dmtcp_restorer not found beside dmtcp_restart; is the installation complete?"));
+    let entry = hole::load_restorer(&restorer).unwrap_or_else(|e| die(1, e));
+
+    let mut keep = staged.staging.clone();
+    keep.push(Range { start: HOLE_START, end: HOLE_START + HOLE_LEN });
+    for k in kernel.iter().filter(|k| k.len != 0) {
+        keep.push(Range { start: k.current, end: k.current + k.len });
+    }
+    keep.sort_by_key(|r| r.start);
+    let ckpt_dir = args
+        .ckptdir
+        .as_ref()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()).to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let flags = if env_flag("DMTCP_PID_NAMESPACE") { RESTART_EXACT_TIDS } else { 0 };
+    let image_path = c.path.to_string_lossy().into_owned();
+    let plan = hole::Plan {
+        keep,
+        moves: &staged.moves,
+        kernel: kernel_plan,
+        mm: c.layout.has_mm.then_some(c.layout.mm),
+        auxv: &c.layout.auxv[..c.layout.auxv_len],
+        entry: h.entry,
+        flags,
+        assignment: &assignment_bytes,
+        ckpt_dir: ckpt_dir.as_bytes(),
+        image: image_path.as_bytes(),
+        log_fd: LOG_FD,
+    };
+    let args_addr = hole::write_args(&plan).unwrap_or_else(|e| die(1, e));
+    drop(c);
+
+    // The restored runtime finds its coordinator connection and log at the protected fds.
+    let fd = conn.stream.into_raw_fd();
+    // SAFETY: moving descriptors onto the runtime's reserved numbers.
+    unsafe {
+        libc::dup3(fd, COORD_FD, libc::O_CLOEXEC);
+        libc::close(fd);
+        libc::dup3(2, LOG_FD, libc::O_CLOEXEC);
+    }
+    tracing::debug!("entering the restorer for {image_path}");
+    // SAFETY: the hole holds the restorer and its arguments; we are single-threaded.
+    unsafe { hole::jump(entry, args_addr) }
+}
+

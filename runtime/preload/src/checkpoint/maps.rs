@@ -1,0 +1,141 @@
+//! `/proc/self/maps`, parsed by hand (the procfs crate mis-parses `[vvar_vclock]`), and page
+//! residency from `/proc/self/pagemap`.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+    pub shared: bool,
+    pub offset: u64,
+    pub dev: u64,
+    pub inode: u64,
+    /// The pathname column: a file, `[heap]`, `[stack]`, `[vdso]`, ... or empty.
+    pub path: String,
+}
+
+impl Mapping {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// The kernel's own pages, never saved: the restorer moves the new kernel's copies instead.
+    pub fn is_kernel_special(&self) -> bool {
+        matches!(self.path.as_str(), "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]")
+    }
+
+    /// Backed by a regular file that still exists (not `(deleted)`, not `/dev/zero`, memfd...).
+    pub fn is_file(&self) -> bool {
+        self.path.starts_with('/') && !self.path.ends_with(" (deleted)") && self.inode != 0
+    }
+
+    /// Private anonymous memory: never-touched pages read as zero, so residency decides.
+    pub fn is_private_anon(&self) -> bool {
+        !self.shared && (self.path.is_empty() || self.path.starts_with('['))
+    }
+}
+
+/// Parses one line; None for a line that does not look like a mapping.
+pub fn parse_line(line: &str) -> Option<Mapping> {
+    let mut rest = line;
+    let mut field = || {
+        let t = rest.trim_start_matches(' ');
+        let end = t.find(' ').unwrap_or(t.len());
+        let (f, r) = t.split_at(end);
+        rest = r;
+        f
+    };
+    let range = field();
+    let perms = field().as_bytes().to_vec();
+    let offset = field();
+    let dev = field();
+    let inode = field();
+    let path = rest.trim_start_matches(' ').to_string();
+    let (s, e) = range.split_once('-')?;
+    let (maj, min) = dev.split_once(':')?;
+    if perms.len() < 4 {
+        return None;
+    }
+    let maj = u64::from_str_radix(maj, 16).ok()?;
+    let min = u64::from_str_radix(min, 16).ok()?;
+    Some(Mapping {
+        start: u64::from_str_radix(s, 16).ok()?,
+        end: u64::from_str_radix(e, 16).ok()?,
+        read: perms[0] == b'r',
+        write: perms[1] == b'w',
+        exec: perms[2] == b'x',
+        shared: perms[3] == b's',
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: libc::makedev(maj as u32, min as u32),
+        inode: inode.parse().ok()?,
+        path,
+    })
+}
+
+pub fn parse(text: &str) -> Vec<Mapping> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+pub fn read_self() -> io::Result<Vec<Mapping>> {
+    Ok(parse(&std::fs::read_to_string("/proc/self/maps")?))
+}
+
+const PAGE: u64 = 4096;
+const PRESENT: u64 = 1 << 63;
+const SWAPPED: u64 = 1 << 62;
+
+/// Page residency of this process's memory.
+pub struct Pagemap {
+    file: std::fs::File,
+    buf: Vec<u64>,
+}
+
+impl Pagemap {
+    pub fn open() -> io::Result<Self> {
+        Ok(Pagemap { file: std::fs::File::open("/proc/self/pagemap")?, buf: vec![0; 8192] })
+    }
+
+    /// Calls `f(first_page_offset, len)` for each run of resident (present or swapped) pages
+    /// in `[start, end)`, offsets relative to `start`.
+    pub fn resident_runs(
+        &mut self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, u64) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut run: Option<(u64, u64)> = None;
+        let mut page = start / PAGE;
+        let last = end / PAGE;
+        while page < last {
+            let n = ((last - page) as usize).min(self.buf.len());
+            // SAFETY: viewing the u64 buffer as bytes for the read.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<u8>(), n * 8)
+            };
+            self.file.read_exact_at(bytes, page * 8)?;
+            for (i, &e) in self.buf[..n].iter().enumerate() {
+                let off = (page + i as u64) * PAGE - start;
+                if e & (PRESENT | SWAPPED) != 0 {
+                    run = match run {
+                        Some((s, l)) if s + l == off => Some((s, l + PAGE)),
+                        Some((s, l)) => {
+                            f(s, l)?;
+                            Some((off, PAGE))
+                        }
+                        None => Some((off, PAGE)),
+                    };
+                }
+            }
+            page += n as u64;
+        }
+        if let Some((s, l)) = run {
+            f(s, l)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! The way back in: the restorer jumps to [`dmtcp_restart_entry`] in this (restored) library.
+//! The entry re-applies process-wide state, recreates every saved thread with `clone3` on its
+//! own stack with its own TLS, and each thread re-registers its per-thread kernel state and
+//! returns through its saved signal frame with `rt_sigreturn`.
+//!
+//! Until the thread pointer is set, nothing here may touch TLS; until threads are released,
+//! nothing may take a lock another thread could hold.
+
+use super::process;
+use super::threads::{self, PTHREAD_TID_OFFSET, RELEASE, RSEQ_OFFSET, RSEQ_SIZE, TID_OFFSET_OK};
+use core::arch::asm;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use dmtcp_restorer::abi::{EXIT_RESTORE_FAILED, RESTART_EXACT_TIDS, RESTART_MAGIC, RestartInfo};
+use dmtcp_restorer::sys::{self, LineBuf};
+
+/// Set by the entry; the checkpoint thread sees it when its signal frame returns.
+pub static RESTARTED: AtomicBool = AtomicBool::new(false);
+/// Threads that have re-registered their state and wait for release.
+pub static UP: AtomicU32 = AtomicU32::new(0);
+
+/// What `dmtcp_restart` told us, copied out of the hole.
+pub struct RestartData {
+    pub assignment: Vec<u8>,
+    pub ckpt_dir: Option<String>,
+    pub image: String,
+}
+
+struct DataCell(UnsafeCell<Option<RestartData>>);
+// SAFETY: written by the entry before any other thread exists, taken once by the checkpoint
+// thread after every thread is up.
+unsafe impl Sync for DataCell {}
+static DATA: DataCell = DataCell(UnsafeCell::new(None));
+
+pub fn take_data() -> Option<RestartData> {
+    // SAFETY: see DataCell.
+    unsafe { (*DATA.0.get()).take() }
+}
+
+/// Number of threads the restart brings back (all frozen slots).
+pub fn thread_count() -> u32 {
+    threads::slots().iter().filter(|r| r.frozen).count() as u32
+}
+
+fn die(what: &[u8], err: isize) -> ! {
+    let mut l = LineBuf::new();
+    l.push(b"dmtcp_restart: ").push(what).push(b" (errno ").dec(-(err as i64)).push(b")\n");
+    sys::write_all(crate::settings::LOG_FD, l.as_bytes());
+    sys::write_all(2, l.as_bytes());
+    sys::exit_group(EXIT_RESTORE_FAILED)
+}
+
+/// `struct clone_args` (linux/sched.h).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// The restored runtime's restart entry, called by the restorer on the hole's stack.
+///
+/// # Safety
+/// Only the restorer calls this, with a valid [`RestartInfo`] and this library's memory
+/// restored exactly as it was written.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
+    let slots = threads::slots();
+    let main = slots.iter().position(|r| r.is_main && r.frozen);
+    if let Some(i) = main {
+        // The leader becomes the main thread: its TLS first, before any Rust code uses TLS.
+        // SAFETY: the saved thread pointer of the main thread, whose memory is restored.
+        unsafe { sys::syscall2(sys::SYS_ARCH_PRCTL, sys::ARCH_SET_FS, slots[i].fs as usize) };
+    }
+    // The heap's lists were saved mid-write and may point at memory that was never saved.
+    crate::HEAP.forget_free_lists();
+    // SAFETY: dmtcp_restart wrote the block; it stays mapped until we re-reserve the hole.
+    let info = unsafe { &*(info as *const RestartInfo) };
+    if info.magic != RESTART_MAGIC {
+        die(b"the restart information block is damaged", 0);
+    }
+    let bytes = |p: u64, n: u64| -> Vec<u8> {
+        if n == 0 {
+            return Vec::new();
+        }
+        // SAFETY: a range inside the hole written by dmtcp_restart.
+        unsafe { core::slice::from_raw_parts(p as *const u8, n as usize) }.to_vec()
+    };
+    let dir = bytes(info.ckpt_dir, info.ckpt_dir_len);
+    let data = RestartData {
+        assignment: bytes(info.assignment, info.assignment_len),
+        ckpt_dir: (!dir.is_empty()).then(|| String::from_utf8_lossy(&dir).into_owned()),
+        image: String::from_utf8_lossy(&bytes(info.image, info.image_len)).into_owned(),
+    };
+    // SAFETY: no other thread exists yet.
+    unsafe { *DATA.0.get() = Some(data) };
+    RESTARTED.store(true, Ordering::Release);
+    UP.store(0, Ordering::Release);
+    process::apply();
+
+    let exact = info.flags & RESTART_EXACT_TIDS != 0;
+    for (i, r) in slots.iter().enumerate() {
+        if Some(i) == main || !r.frozen {
+            continue;
+        }
+        // SAFETY: the record describes a thread whose stack and TLS are restored.
+        let t = unsafe { spawn(i, r, exact) };
+        if sys::is_err(t) {
+            die(b"cannot recreate a thread", t);
+        }
+    }
+    match main {
+        Some(i) => {
+            let r = &slots[i];
+            let top = (r.uc - 4096) & !15;
+            // SAFETY: moving onto the main thread's own stack, below its signal frame, and
+            // never coming back to the hole's stack.
+            unsafe {
+                asm!("mov rsp, {sp}", "xor ebp, ebp", "call {f}", "ud2",
+                     sp = in(reg) top, f = in(reg) resume_thread as usize, in("rdi") i as u64,
+                     options(noreturn));
+            }
+        }
+        None => {
+            // The main thread had exited; the leader only had to bring the others back.
+            UP.fetch_add(1, Ordering::AcqRel);
+            sys::futex_wake_all(&UP);
+            loop {
+                // SAFETY: ends this task only.
+                unsafe { sys::syscall1(sys::SYS_EXIT, 0) };
+            }
+        }
+    }
+}
+
+unsafe fn spawn(idx: usize, r: &threads::ThreadRecord, exact: bool) -> isize {
+    let tid_word = r.fs + PTHREAD_TID_OFFSET;
+    let top = (r.uc - 4096) & !15;
+    let mut flags = (libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS) as u64;
+    if TID_OFFSET_OK.load(Ordering::Relaxed) {
+        // The kernel writes the new tid into glibc's descriptor and clears it at exit, so
+        // pthread_join and pthread_kill keep working.
+        flags |= (libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
+    }
+    let set_tid: i32 = r.tid;
+    let args = CloneArgs {
+        flags,
+        child_tid: tid_word,
+        parent_tid: tid_word,
+        stack: top - 65536,
+        stack_size: 65536,
+        tls: r.fs,
+        set_tid: if exact { &set_tid as *const i32 as u64 } else { 0 },
+        set_tid_size: exact as u64,
+        ..CloneArgs::default()
+    };
+    let ret: isize;
+    // SAFETY: clone3 with a stack inside the thread's own stack; the child calls
+    // resume_thread(idx) and never returns here.
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") sys::SYS_CLONE3 as isize => ret,
+            in("rdi") &args as *const CloneArgs as usize,
+            in("rsi") core::mem::size_of::<CloneArgs>(),
+            in("r12") idx as u64,
+            in("r13") resume_thread as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Runs in each recreated thread (the leader for the main thread) on its own stack with its
+/// own TLS: restores per-thread kernel state, waits for release, returns through the frame.
+extern "C" fn resume_thread(idx: u64) -> ! {
+    let r = threads::slots()[idx as usize];
+    // SAFETY: each call passes pointers into this thread's restored memory or a local.
+    unsafe {
+        let rseq_size = RSEQ_SIZE.load(Ordering::Relaxed);
+        if rseq_size > 0 {
+            let area = (r.fs as i64 + RSEQ_OFFSET.load(Ordering::Relaxed)) as usize;
+            sys::syscall4(sys::SYS_RSEQ, area, 32, 0, sys::RSEQ_SIG);
+        }
+        if r.robust_len > 0 {
+            sys::syscall2(sys::SYS_SET_ROBUST_LIST, r.robust_head as usize, r.robust_len as usize);
+        }
+        let mut ss = r.altstack;
+        ss[1] &= !1; // SS_ONSTACK is a state, not a setting.
+        sys::syscall2(sys::SYS_SIGALTSTACK, ss.as_ptr() as usize, 0);
+        sys::syscall2(sys::SYS_PRCTL, sys::PR_SET_NAME, r.name.as_ptr() as usize);
+        if r.affinity_len > 0 {
+            sys::syscall3(
+                sys::SYS_SCHED_SETAFFINITY,
+                0,
+                r.affinity_len as usize,
+                r.affinity.as_ptr() as usize,
+            );
+        }
+        if r.is_main && TID_OFFSET_OK.load(Ordering::Relaxed) {
+            let word = (r.fs + PTHREAD_TID_OFFSET) as *mut i32;
+            *word = sys::gettid();
+            sys::syscall1(sys::SYS_SET_TID_ADDRESS, word as usize);
+        }
+    }
+    UP.fetch_add(1, Ordering::AcqRel);
+    sys::futex_wake_all(&UP);
+    if !r.is_ckpt {
+        while RELEASE.load(Ordering::Acquire) == r.release_gen {
+            sys::futex_wait(&RELEASE, r.release_gen);
+        }
+    }
+    for sig in 1..=64 {
+        if r.pending & (1u64 << (sig - 1)) != 0 {
+            threads::tgkill(sys::gettid(), sig);
+        }
+    }
+    // SAFETY: this thread's errno, reachable now that its TLS is set.
+    unsafe { *libc::__errno_location() = r.errno };
+    // SAFETY: the saved frame is intact on this thread's stack; rt_sigreturn restores every
+    // register, the FP state and the signal mask from it.
+    unsafe {
+        asm!("mov rsp, {uc}", "mov eax, 15", "syscall", "ud2", uc = in(reg) r.uc,
+             options(noreturn));
+    }
+}
