@@ -1,0 +1,356 @@
+//! The runtime's services, found in the preloaded `libdmtcp.so` at run time.
+//!
+//! They are looked up once with `dlsym` (at the `Init` event, or at first use), so a plugin
+//! links without the runtime and its unit tests run without it; without the runtime every
+//! service answers [`Error::NotEnabled`].
+
+use libc::{c_char, c_int, c_void, size_t, ssize_t};
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+/// A failed service call (the `DMTCP_ERR_*` codes of `include/dmtcp.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("the checkpoint runtime is not loaded in this process")]
+    NotEnabled,
+    #[error("not allowed from this thread or event (see docs/plugins.md)")]
+    WrongContext,
+    #[error("the coordinator connection failed")]
+    Coordinator,
+    #[error("not found")]
+    NotFound,
+    #[error("invalid argument (a NUL byte in a name?)")]
+    Invalid,
+    #[error("the stored value is not a number")]
+    NotANumber,
+    #[error("too large")]
+    TooLarge,
+    #[error("unknown runtime error {0}")]
+    Other(i64),
+}
+
+impl Error {
+    fn from_code(code: i64) -> Error {
+        match code {
+            -1 => Error::NotEnabled,
+            -2 => Error::WrongContext,
+            -3 => Error::Coordinator,
+            -4 => Error::NotFound,
+            -5 => Error::Invalid,
+            -6 => Error::NotANumber,
+            -7 => Error::TooLarge,
+            n => Error::Other(n),
+        }
+    }
+}
+
+fn check(code: i64) -> Result<i64, Error> {
+    if code < 0 {
+        Err(Error::from_code(code))
+    } else {
+        Ok(code)
+    }
+}
+
+/// Log levels of [`log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error = 0,
+    Warning = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+type Str = *const c_char;
+type Buf = *const c_void;
+
+struct Table {
+    global_barrier: unsafe extern "C" fn(Str) -> c_int,
+    local_barrier: unsafe extern "C" fn(Str) -> c_int,
+    kvdb_set: unsafe extern "C" fn(Str, Buf, size_t, Buf, size_t) -> c_int,
+    kvdb_get: unsafe extern "C" fn(Str, Buf, size_t, *mut c_void, size_t) -> ssize_t,
+    kvdb_incr: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
+    kvdb_min: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
+    kvdb_max: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
+    plugin_save: unsafe extern "C" fn(Str, Buf, size_t) -> c_int,
+    plugin_load: unsafe extern "C" fn(Str, *mut c_void, size_t) -> ssize_t,
+    vid_register: unsafe extern "C" fn(Str, i64) -> i64,
+    vid_to_real: unsafe extern "C" fn(Str, i64) -> i64,
+    vid_to_virtual: unsafe extern "C" fn(Str, i64) -> i64,
+    vid_update: unsafe extern "C" fn(Str, i64, i64) -> c_int,
+    vid_unregister: unsafe extern "C" fn(Str, i64) -> c_int,
+    protect_fd: unsafe extern "C" fn(c_int) -> c_int,
+    unprotect_fd: unsafe extern "C" fn(c_int) -> c_int,
+    is_protected_fd: unsafe extern "C" fn(c_int) -> c_int,
+    log: unsafe extern "C" fn(c_int, Str),
+}
+
+fn lookup(name: &std::ffi::CStr) -> Option<*mut c_void> {
+    // SAFETY: dlsym over the global scope with a NUL-terminated name.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+macro_rules! resolve {
+    ($($field:ident = $sym:literal),* $(,)?) => {{
+        // SAFETY: each symbol is defined by libdmtcp.so with the C signature of its field
+        // (include/dmtcp.h); a missing one makes the whole table absent.
+        (|| unsafe { Some(Table { $($field: core::mem::transmute::<*mut c_void, _>(lookup($sym)?)),* }) })()
+    }};
+}
+
+fn table() -> Option<&'static Table> {
+    static TABLE: OnceLock<Option<Table>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            resolve!(
+                global_barrier = c"dmtcp_global_barrier",
+                local_barrier = c"dmtcp_local_barrier",
+                kvdb_set = c"dmtcp_kvdb_set",
+                kvdb_get = c"dmtcp_kvdb_get",
+                kvdb_incr = c"dmtcp_kvdb_incr",
+                kvdb_min = c"dmtcp_kvdb_min",
+                kvdb_max = c"dmtcp_kvdb_max",
+                plugin_save = c"dmtcp_plugin_save",
+                plugin_load = c"dmtcp_plugin_load",
+                vid_register = c"dmtcp_vid_register",
+                vid_to_real = c"dmtcp_vid_to_real",
+                vid_to_virtual = c"dmtcp_vid_to_virtual",
+                vid_update = c"dmtcp_vid_update",
+                vid_unregister = c"dmtcp_vid_unregister",
+                protect_fd = c"dmtcp_protect_fd",
+                unprotect_fd = c"dmtcp_unprotect_fd",
+                is_protected_fd = c"dmtcp_is_protected_fd",
+                log = c"dmtcp_log",
+            )
+        })
+        .as_ref()
+}
+
+fn services() -> Result<&'static Table, Error> {
+    table().ok_or(Error::NotEnabled)
+}
+
+fn cstr(s: &str) -> Result<CString, Error> {
+    CString::new(s).map_err(|_| Error::Invalid)
+}
+
+/// Runs `f` with `s` as a C string; short names are copied to the stack, so hooks that run
+/// while the program is frozen do not need the program's malloc for them.
+fn with_cstr<R>(s: &str, f: impl FnOnce(*const c_char) -> R) -> Result<R, Error> {
+    if s.as_bytes().contains(&0) {
+        return Err(Error::Invalid);
+    }
+    let mut buf = [0u8; 256];
+    if s.len() < buf.len() {
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        return Ok(f(buf.as_ptr().cast()));
+    }
+    let c = cstr(s)?;
+    Ok(f(c.as_ptr()))
+}
+
+/// Is the runtime loaded (the services usable)?
+pub fn runtime_present() -> bool {
+    table().is_some()
+}
+
+/// Waits until every process of the computation reaches the barrier `name` (from
+/// PreSuspend, PreCheckpoint, Resume and Restart hooks).
+pub fn barrier(name: &str) -> Result<(), Error> {
+    let t = services()?;
+    // SAFETY: a valid C string for the duration of the call.
+    check(with_cstr(name, |n| unsafe { (t.global_barrier)(n) })? as i64).map(drop)
+}
+
+/// The node-local barrier (every process of the computation calls it).
+pub fn local_barrier(name: &str) -> Result<(), Error> {
+    let t = services()?;
+    // SAFETY: as above.
+    check(with_cstr(name, |n| unsafe { (t.local_barrier)(n) })? as i64).map(drop)
+}
+
+/// The coordinator's key-value store (from Init, PreSuspend, PreCheckpoint, Resume and
+/// Restart hooks). Put a [`barrier`] between the processes' sets and their gets.
+pub mod kvdb {
+    use super::*;
+
+    pub fn set(db: &str, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let t = services()?;
+        // SAFETY: valid buffers for the given lengths.
+        let r = with_cstr(db, |db| unsafe {
+            (t.kvdb_set)(
+                db,
+                key.as_ptr().cast(),
+                key.len(),
+                value.as_ptr().cast(),
+                value.len(),
+            )
+        })?;
+        check(r as i64).map(drop)
+    }
+
+    /// The value of `key`, or `None` when absent.
+    pub fn get(db: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let t = services()?;
+        let db = cstr(db)?;
+        let mut buf = vec![0u8; 256];
+        loop {
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe {
+                (t.kvdb_get)(
+                    db.as_ptr(),
+                    key.as_ptr().cast(),
+                    key.len(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            } as i64;
+            match check(n) {
+                Ok(n) if n as usize <= buf.len() => {
+                    buf.truncate(n as usize);
+                    return Ok(Some(buf));
+                }
+                Ok(n) => buf.resize(n as usize, 0),
+                Err(Error::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    type NumFn = unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int;
+
+    fn numeric(pick: fn(&Table) -> NumFn, db: &str, key: &[u8], v: i64) -> Result<i64, Error> {
+        let t = services()?;
+        let mut out = 0i64;
+        // SAFETY: valid buffers and a writable result.
+        let r = with_cstr(db, |db| unsafe {
+            pick(t)(db, key.as_ptr().cast(), key.len(), v, &mut out)
+        })?;
+        check(r as i64).map(|_| out)
+    }
+
+    /// Adds `delta` (absent counts as 0); returns the new value.
+    pub fn incr(db: &str, key: &[u8], delta: i64) -> Result<i64, Error> {
+        numeric(|t| t.kvdb_incr, db, key, delta)
+    }
+
+    /// Keeps the minimum; returns it.
+    pub fn min(db: &str, key: &[u8], value: i64) -> Result<i64, Error> {
+        numeric(|t| t.kvdb_min, db, key, value)
+    }
+
+    /// Keeps the maximum; returns it.
+    pub fn max(db: &str, key: &[u8], value: i64) -> Result<i64, Error> {
+        numeric(|t| t.kvdb_max, db, key, value)
+    }
+}
+
+/// This plugin's section of the checkpoint image (`plugin:<name>`).
+pub mod section {
+    use super::*;
+
+    /// Saves `data` (from a PreSuspend or PreCheckpoint hook).
+    pub fn save(name: &str, data: &[u8]) -> Result<(), Error> {
+        let t = services()?;
+        // SAFETY: valid buffers for the given lengths.
+        let r = with_cstr(name, |n| unsafe {
+            (t.plugin_save)(n, data.as_ptr().cast(), data.len())
+        })?;
+        check(r as i64).map(drop)
+    }
+
+    /// The section saved at the checkpoint this process resumed or restarted from.
+    pub fn load(name: &str) -> Result<Option<Vec<u8>>, Error> {
+        let t = services()?;
+        let name = cstr(name)?;
+        let mut buf = vec![0u8; 256];
+        loop {
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe { (t.plugin_load)(name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+                as i64;
+            match check(n) {
+                Ok(n) if n as usize <= buf.len() => {
+                    buf.truncate(n as usize);
+                    return Ok(Some(buf));
+                }
+                Ok(n) => buf.resize(n as usize, 0),
+                Err(Error::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A named table of virtual ids (ids >= 0) kept by the runtime and saved with the process.
+#[derive(Debug, Clone)]
+pub struct VidTable {
+    name: CString,
+}
+
+impl VidTable {
+    pub fn new(name: &str) -> Result<VidTable, Error> {
+        Ok(VidTable { name: cstr(name)? })
+    }
+
+    /// Registers `real`; returns its virtual id (the real one when free).
+    pub fn register(&self, real: i64) -> Result<i64, Error> {
+        let t = services()?;
+        // SAFETY: a valid C string.
+        check(unsafe { (t.vid_register)(self.name.as_ptr(), real) })
+    }
+
+    pub fn to_real(&self, virt: i64) -> Result<i64, Error> {
+        let t = services()?;
+        // SAFETY: a valid C string.
+        check(unsafe { (t.vid_to_real)(self.name.as_ptr(), virt) })
+    }
+
+    pub fn to_virtual(&self, real: i64) -> Result<i64, Error> {
+        let t = services()?;
+        // SAFETY: a valid C string.
+        check(unsafe { (t.vid_to_virtual)(self.name.as_ptr(), real) })
+    }
+
+    /// Re-points `virt` at `new_real` (after restart).
+    pub fn update(&self, virt: i64, new_real: i64) -> Result<(), Error> {
+        let t = services()?;
+        // SAFETY: a valid C string.
+        check(unsafe { (t.vid_update)(self.name.as_ptr(), virt, new_real) } as i64).map(drop)
+    }
+
+    pub fn unregister(&self, virt: i64) -> Result<(), Error> {
+        let t = services()?;
+        // SAFETY: a valid C string.
+        check(unsafe { (t.vid_unregister)(self.name.as_ptr(), virt) } as i64).map(drop)
+    }
+}
+
+/// Marks `fd` as the plugin's own: checkpoint and restart leave it alone.
+pub fn protect_fd(fd: i32) -> Result<(), Error> {
+    let t = services()?;
+    // SAFETY: plain integer argument.
+    check(unsafe { (t.protect_fd)(fd) } as i64).map(drop)
+}
+
+pub fn unprotect_fd(fd: i32) -> Result<(), Error> {
+    let t = services()?;
+    // SAFETY: plain integer argument.
+    check(unsafe { (t.unprotect_fd)(fd) } as i64).map(drop)
+}
+
+pub fn is_protected_fd(fd: i32) -> Result<bool, Error> {
+    let t = services()?;
+    // SAFETY: plain integer argument.
+    Ok(unsafe { (t.is_protected_fd)(fd) } == 1)
+}
+
+/// One line in the runtime's log; without the runtime, on stderr.
+pub fn log(level: Level, msg: &str) {
+    let line = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    match table() {
+        // SAFETY: a valid C string.
+        Some(t) => unsafe { (t.log)(level as c_int, line.as_ptr()) },
+        None => eprintln!("{msg}"),
+    }
+}

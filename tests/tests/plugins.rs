@@ -1,0 +1,448 @@
+//! The plugin layer end to end: plugins found through `--with-plugin`, events delivered in
+//! the documented order, the services and their refusals, the Rust crate's example plugin,
+//! the C program API examples and the Python module.
+
+use dmtcp_tests::{Cmd, Env, Output, wait_for};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bin_dir(env: &Env) -> PathBuf {
+    let bin = env.dir.join("bin");
+    if !bin.exists() {
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// Compiles `src` (relative to the repository) with `include/` on the path; `shared` makes a
+/// plugin library.
+#[track_caller]
+fn cc(env: &Env, src: &str, out: &str, shared: bool, extra: &[&str]) -> PathBuf {
+    let exe = bin_dir(env).join(out);
+    let mut cmd = Cmd::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O1", "-g", "-Wall", "-pthread", "-I"])
+        .arg(repo().join("include"));
+    if shared {
+        cmd = cmd.args(["-shared", "-fPIC"]);
+    }
+    let o = cmd
+        .args(extra)
+        .arg("-o")
+        .arg(&exe)
+        .arg(repo().join(src))
+        .capture_in(env.dir.harness())
+        .run(Duration::from_secs(60));
+    assert_eq!(
+        o.code(),
+        Some(0),
+        "compiling {src} failed:\n{}",
+        o.describe()
+    );
+    exe
+}
+
+fn event_log_plugin(env: &Env, name: &str) -> PathBuf {
+    cc(
+        env,
+        "examples/plugins/event-log/event_log.c",
+        &format!("libevent_{name}.so"),
+        true,
+        &[&format!("-DPLUGIN_NAME=\"{name}\"")],
+    )
+}
+
+fn path_list(libs: &[&Path]) -> String {
+    libs.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Event-log lines per pid, in order: "A INIT", ...
+fn events_by_pid(log: &Path) -> (Vec<i32>, BTreeMap<i32, Vec<String>>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut order = Vec::new();
+    let mut by: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let pid: i32 = f[2].trim_start_matches("pid=").parse().unwrap();
+        if !order.contains(&pid) {
+            order.push(pid);
+        }
+        by.entry(pid)
+            .or_default()
+            .push(format!("{} {}", f[0], f[1]));
+    }
+    (order, by)
+}
+
+fn seq(s: &str) -> Vec<String> {
+    s.split(',').map(|x| x.trim().to_string()).collect()
+}
+
+#[track_caller]
+fn ok(out: &Output) {
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+}
+
+#[test]
+fn lifecycle_events_reach_plugins_in_registration_order() {
+    let env = Env::new("plugin_lifecycle");
+    let coord = env.coordinator(&[]);
+    let (a, b) = (event_log_plugin(&env, "A"), event_log_plugin(&env, "B"));
+    let prog = cc(
+        &env,
+        "tests/programs/plugin_events.c",
+        "plugin_events",
+        false,
+        &[],
+    );
+    let log = env.dir.join("events.log");
+    let cmd = env
+        .launch_joined(coord.port, ["--with-plugin", &path_list(&[&a, &b])])
+        .arg(&prog)
+        .env("DMTCP_EVENT_LOG", &log);
+    let out = env.run(&cmd, LONG);
+    ok(&out);
+    let (order, by) = events_by_pid(&log);
+    assert_eq!(order.len(), 2, "two processes (parent, child): {by:?}");
+    // Pre events (INIT, THREAD_START, ATFORK_PREPARE, PRE_EXEC) run A then B; post events
+    // (THREAD_EXIT, ATFORK_PARENT/CHILD, POST_EXEC, EXIT) run B then A.
+    assert_eq!(
+        by[&order[0]],
+        seq(
+            "A INIT, B INIT, A THREAD_START, B THREAD_START, B THREAD_EXIT, A THREAD_EXIT, \
+             A ATFORK_PREPARE, B ATFORK_PREPARE, B ATFORK_PARENT, A ATFORK_PARENT, B EXIT, A EXIT"
+        ),
+        "parent"
+    );
+    assert_eq!(
+        by[&order[1]],
+        seq("B ATFORK_CHILD, A ATFORK_CHILD, A PRE_EXEC, B PRE_EXEC, \
+             A INIT, B INIT, B POST_EXEC, A POST_EXEC, B EXIT, A EXIT"),
+        "child, then the program it exec'd"
+    );
+}
+
+#[test]
+fn a_library_without_descriptor_is_reported_and_the_program_still_runs() {
+    let env = Env::new("plugin_not_a_plugin");
+    let coord = env.coordinator(&[]);
+    let lib = cc(
+        &env,
+        "tests/programs/plugin_events.c",
+        "libnotaplugin.so",
+        true,
+        &[],
+    );
+    let out = env.run(
+        &env.launch_joined(coord.port, ["--with-plugin"])
+            .arg(&lib)
+            .arg("true"),
+        LONG,
+    );
+    ok(&out);
+    let err = out.stderr_str();
+    assert!(
+        err.contains("does not export dmtcp_plugin_descriptor()")
+            && err.contains("libnotaplugin.so"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn key_value_store_at_init_is_shared_by_the_computation() {
+    let env = Env::new("plugin_kv_init");
+    let coord = env.coordinator(&[]);
+    let kv = cc(&env, "tests/programs/plugin_kv.c", "libkv.so", true, &[]);
+    let outfile = env.dir.join("kv.out");
+    // sh and the two programs it starts each run INIT with the plugin: three members.
+    let cmd = env
+        .launch_joined(coord.port, ["--with-plugin"])
+        .arg(&kv)
+        .args(["sh", "-c", "true & true & wait"])
+        .env("PLUGIN_KV_OUT", &outfile);
+    ok(&env.run(&cmd, LONG));
+    let text = std::fs::read_to_string(&outfile).unwrap();
+    let mut per_pid: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        per_pid
+            .entry(f[0].into())
+            .or_default()
+            .insert(f[1].into(), f[2].parse().unwrap());
+    }
+    assert_eq!(per_pid.len(), 3, "{text}");
+    let mut members: Vec<i64> = per_pid.values().map(|m| m["member"]).collect();
+    members.sort();
+    assert_eq!(
+        members,
+        [1, 2, 3],
+        "each INIT incremented one shared counter: {text}"
+    );
+    for (pid, m) in &per_pid {
+        let want = [
+            ("incr_rc", 0),
+            ("min_rc", 0),
+            ("max_rc", 0),
+            ("lo_le_pid", 1),
+            ("hi_ge_pid", 1),
+            ("set_rc", 0),
+            ("get_len", format!("value-of-{pid}").len() as i64),
+            ("get_same", 1),
+            ("get_missing", -4),
+            ("not_a_number", -6),
+            ("barrier_at_init", -2),
+            ("save_at_init", -2),
+        ];
+        for (k, v) in want {
+            assert_eq!(m.get(k), Some(&v), "{k} of {pid}: {text}");
+        }
+    }
+}
+
+#[test]
+fn services_from_the_program_thread() {
+    let env = Env::new("plugin_services");
+    let coord = env.coordinator(&[]);
+    let prog = cc(
+        &env,
+        "tests/programs/plugin_services.c",
+        "plugin_services",
+        false,
+        &[],
+    );
+    let out = env.run(&env.launch_joined(coord.port, [&prog]), LONG);
+    ok(&out);
+    let got: BTreeMap<String, i64> = out
+        .stdout_str()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    let want: BTreeMap<String, i64> = [
+        ("api", 1),
+        ("kv_from_main", -2),
+        ("barrier_from_main", -2),
+        ("load_missing", -4),
+        ("vid1", 100),
+        ("vid2", 200),
+        ("vid1_again", 100),
+        ("update", 0),
+        ("real1", 201),
+        ("virt_of_new", 100),
+        ("virt_of_old", -4),
+        ("vid3", 201),
+        ("other_table", -4),
+        ("unregister", 0),
+        ("real2_gone", -4),
+        ("protect", 0),
+        ("is_protected_42", 1),
+        ("is_protected_43", 0),
+        ("is_protected_coord", 1),
+        ("unprotect", 0),
+        ("is_protected_42_after", 0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want, "{}", out.describe());
+    let err = out.stderr_str();
+    assert!(
+        err.contains("warning: plugin_services: a line from dmtcp_log"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("key-value request refused"),
+        "the refusal says why: {}",
+        out.describe()
+    );
+}
+
+#[test]
+fn rust_plugin_numbers_members_at_init() {
+    let env = Env::new("plugin_rust_init");
+    let coord = env.coordinator(&[]);
+    let lib = env.tools.path("libdmtcp_example_rust_plugin.so");
+    let log = env.dir.join("rust.log");
+    let cmd = env
+        .launch_joined(coord.port, ["--with-plugin"])
+        .arg(&lib)
+        .args(["sh", "-c", "true"])
+        .env("DMTCP_EXAMPLE_LOG", &log);
+    ok(&env.run(&cmd, LONG));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // sh (member 1) execs true in place (same member, INIT again then POST_EXEC) or forks it
+    // (member 2): either way the first line is member 1's INIT.
+    assert_eq!(lines.first(), Some(&"rust INIT member=1 gen=0"), "{text}");
+    assert!(lines.iter().all(|l| l.starts_with("rust ")), "{text}");
+    assert!(lines.contains(&"rust EXIT member=1 gen=0"), "{text}");
+}
+
+/// Copies runtime/python/dmtcp.py where the test user can read it; returns its directory.
+fn python_dir(env: &Env) -> PathBuf {
+    let dir = bin_dir(env).join("python");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in [
+        "runtime/python/dmtcp.py",
+        "examples/plugins/python/selfckpt.py",
+    ] {
+        let src = repo().join(f);
+        std::fs::copy(&src, dir.join(src.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+const PY_PROBE: &str = r#"
+import dmtcp
+print("enabled", dmtcp.is_enabled())
+try:
+    s = dmtcp.status()
+    print("status", s.peers, s.running, s.generation, s.num_checkpoints, s.num_restarts,
+          s.ckpt_filename, bool(s.uniquepid), bool(s.computation_id), bool(s.ckpt_dir))
+except dmtcp.NotEnabled as e:
+    print("status NotEnabled", e)
+with dmtcp.checkpoints_delayed():
+    with dmtcp.checkpoints_delayed():
+        try:
+            print("inside", dmtcp.checkpoint())
+        except dmtcp.NotEnabled:
+            print("inside NotEnabled")
+        except dmtcp.CheckpointFailed:
+            print("inside refused")
+print("after block")
+"#;
+
+#[test]
+fn python_module_without_the_runtime_says_so() {
+    let env = Env::new("plugin_python_plain");
+    let dir = python_dir(&env);
+    for py in ["/usr/bin/python3", "python3"] {
+        let out = env.run(
+            &Cmd::new(py)
+                .args(["-c", PY_PROBE])
+                .env("PYTHONPATH", &dir)
+                .capture_in(env.dir.harness()),
+            LONG,
+        );
+        ok(&out);
+        let s = out.stdout_str();
+        assert!(
+            s.starts_with(
+                "enabled False\nstatus NotEnabled dmtcp.status() needs the checkpoint runtime"
+            ),
+            "{py}: {s}"
+        );
+        assert!(s.ends_with("inside NotEnabled\nafter block\n"), "{py}: {s}");
+    }
+}
+
+#[test]
+fn python_module_under_the_runtime() {
+    let env = Env::new("plugin_python_launched");
+    let coord = env.coordinator(&[]);
+    let dir = python_dir(&env);
+    let cmd = env
+        .launch_joined(coord.port, ["/usr/bin/python3", "-c", PY_PROBE])
+        .env("PYTHONPATH", &dir);
+    let out = env.run(&cmd, LONG);
+    ok(&out);
+    assert_eq!(
+        out.stdout_str(),
+        "enabled True\nstatus 1 True 0 0 0 None True True True\ninside refused\nafter block\n",
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn critical_section_delays_the_checkpoint() {
+    let env = Env::new("plugin_critical");
+    let coord = env.coordinator(&[]);
+    let prog = cc(
+        &env,
+        "examples/plugins/c-api/critical.c",
+        "critical",
+        false,
+        &[],
+    );
+    let marker = env.dir.join("inside");
+    let ckdir = env.dir.join("ckpt");
+    std::fs::create_dir(&ckdir).unwrap();
+    std::fs::set_permissions(&ckdir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut p = env.spawn(
+        &env.launch_joined(coord.port, ["--ckptdir"])
+            .arg(&ckdir)
+            .arg(&prog)
+            .arg(&marker)
+            .arg("4"),
+    );
+    wait_for(
+        "the critical section",
+        LONG,
+        || marker.exists().then_some(()),
+        || env.diagnostics(),
+    );
+    let images = || count_images(&ckdir);
+    let req = env.command(["--coord-port", &coord.port.to_string(), "--checkpoint"]);
+    ok(&req);
+    // While the program is inside, no image may appear.
+    while marker.exists() {
+        assert_eq!(
+            images(),
+            0,
+            "an image was written inside the critical section\n{}",
+            env.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(
+        "the delayed image",
+        LONG,
+        || (images() > 0).then_some(()),
+        || env.diagnostics(),
+    );
+    let out = p.wait_timeout(LONG).expect("critical exits");
+    ok(&out);
+    assert_eq!(
+        out.stdout_str(),
+        "inside\nleft\nconsistent 400 400\n",
+        "{}",
+        out.describe()
+    );
+}
+
+/// Complete images (`*.dmtcp`) anywhere under `dir`.
+fn count_images(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_images(&p)
+            } else {
+                p.extension().is_some_and(|x| x == "dmtcp") as usize
+            }
+        })
+        .sum()
+}
