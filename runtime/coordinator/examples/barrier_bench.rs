@@ -31,6 +31,17 @@ fn serve(port_file: &Path) {
     server.run().expect("serve");
 }
 
+/// User + system CPU time of a process, from `/proc/<pid>/stat` (clock ticks of 10 ms).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name start at `state` (field 3); utime, stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -96,12 +107,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(bench(addr, secret, workers, rounds));
+    rt.block_on(bench(addr, secret, workers, rounds, child.id()));
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
+async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize, server_pid: u32) {
     let secret = Arc::new(secret);
     let (go_tx, go_rx) = watch::channel(0usize);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
@@ -152,6 +163,7 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
     assert_eq!(status.num_peers as usize, n);
     joins.sort();
     let mut lat = Vec::with_capacity(rounds);
+    let (server_cpu0, own_cpu0) = (cpu_time(server_pid), cpu_time(std::process::id()));
     for round in 1..=rounds {
         let start = Instant::now();
         go_tx.send(round).unwrap();
@@ -163,6 +175,8 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
         }
         lat.push(last - start);
     }
+    let server_cpu = (cpu_time(server_pid) - server_cpu0) / rounds as u32;
+    let own_cpu = (cpu_time(std::process::id()) - own_cpu0) / rounds as u32;
     lat.sort();
     println!("coordinator barrier benchmark: {n} simulated workers, {rounds} rounds (loopback)");
     println!(
@@ -177,6 +191,11 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize) {
         ms(percentile(&lat, 0.95)),
         ms(lat[0]),
         ms(*lat.last().unwrap())
+    );
+    println!(
+        "cpu per round: coordinator {}, simulated workers {} (user+sys; the rest of the wall time is waiting for the other process or other load)",
+        ms(server_cpu),
+        ms(own_cpu)
     );
     let _ = command(addr, &secret, Command::Quit).await;
 }
