@@ -6,6 +6,7 @@
 //! when it decodes them, so frames can be read in parallel, independently and lazily.
 #![forbid(unsafe_code)]
 
+pub mod compat;
 pub mod error;
 pub mod format;
 pub mod frame;

@@ -274,6 +274,63 @@ impl Manifest {
     }
 }
 
+/// The result of [`newest_complete`]: the chosen generation and why newer-looking candidates
+/// were passed over.
+#[derive(Debug)]
+pub struct Choice {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub skipped: Vec<(PathBuf, ManifestError)>,
+}
+
+/// Among candidate generation directories, the complete one with the highest generation
+/// (ties: the newest `created_ns`). A candidate is complete when its manifest reads and
+/// validates and [`Manifest::verify_files`] passes (with whole-file checksums when
+/// `checksums`). Errors when none is complete, naming why the first candidate was refused.
+pub fn newest_complete(
+    candidates: impl IntoIterator<Item = PathBuf>,
+    checksums: bool,
+) -> std::result::Result<Choice, Vec<(PathBuf, ManifestError)>> {
+    let mut skipped = Vec::new();
+    let mut found: Vec<(PathBuf, Manifest)> = Vec::new();
+    for dir in candidates {
+        match Manifest::read(&dir) {
+            Ok(m) => found.push((dir, m)),
+            Err(e) => skipped.push((dir, e)),
+        }
+    }
+    found.sort_by_key(|(_, m)| std::cmp::Reverse((m.generation, m.created_ns)));
+    for (dir, manifest) in found {
+        match manifest.verify_files(&dir, checksums) {
+            Ok(()) => {
+                return Ok(Choice {
+                    dir,
+                    manifest,
+                    skipped,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "skipping incomplete generation: {e}");
+                skipped.push((dir, e));
+            }
+        }
+    }
+    Err(skipped)
+}
+
+/// The immediate subdirectories of `parent`, as candidates for [`newest_complete`].
+pub fn subdirectories(parent: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(parent)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +443,57 @@ mod tests {
                 .is_err()
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn newest_complete_skips_damaged_generations() {
+        let root = tempdir("gens");
+        let mk = |name: &str, generation: u64| {
+            let d = root.join(name);
+            fs::create_dir_all(&d).unwrap();
+            let e = write_image(&d, "p.dmtcp");
+            Manifest::new("c", generation, vec![e])
+                .write_atomic(&d)
+                .unwrap();
+            d
+        };
+        let g1 = mk("gen1", 1);
+        let g2 = mk("gen2", 2);
+        let g3 = mk("gen3", 3);
+        fs::create_dir_all(root.join("gen4")).unwrap(); // interrupted: no manifest
+        let candidates = subdirectories(&root).unwrap();
+        assert_eq!(candidates.len(), 4);
+        let c = newest_complete(candidates.clone(), true).unwrap();
+        assert_eq!((c.dir.clone(), c.manifest.generation), (g3.clone(), 3));
+        assert_eq!(c.skipped.len(), 1);
+
+        // Generation 3 damaged (truncated image): fall back to 2.
+        let img = g3.join("p.dmtcp");
+        let len = fs::metadata(&img).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&img)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let c = newest_complete(candidates.clone(), false).unwrap();
+        assert_eq!(c.dir, g2);
+        assert!(
+            c.skipped
+                .iter()
+                .any(|(d, e)| *d == g3 && matches!(e, ManifestError::SizeMismatch { .. }))
+        );
+
+        // Generation 2's image corrupted in place: only checksums notice.
+        let img = g2.join("p.dmtcp");
+        let mut b = fs::read(&img).unwrap();
+        b[40] ^= 1;
+        fs::write(&img, &b).unwrap();
+        assert_eq!(newest_complete(candidates.clone(), false).unwrap().dir, g2);
+        assert_eq!(newest_complete(candidates.clone(), true).unwrap().dir, g1);
+        fs::remove_file(g1.join(MANIFEST_FILE)).unwrap();
+        let why = newest_complete(candidates, true).unwrap_err();
+        assert_eq!(why.len(), 4);
+        fs::remove_dir_all(&root).unwrap();
     }
 }
