@@ -20,7 +20,7 @@ use dmtcp_protocol::{
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -71,6 +71,8 @@ struct Ctx {
     coord_id: String,
     secret: Secret,
     owner_uid: u32,
+    /// Published instead of 127.0.0.1 for local peers.
+    routable: Option<IpAddr>,
     events: mpsc::Sender<Event>,
     /// Held by tasks that write to clients; the shutdown waits for them to finish.
     flush_guard: mpsc::Sender<()>,
@@ -144,13 +146,15 @@ impl Server {
             .build()
             .map_err(ServerError::Runtime)?;
         let result = rt.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(ServerError::Runtime)?;
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).map_err(ServerError::Runtime)?;
+            let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Runtime)?;
+            let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Runtime)?;
             let stop = async move {
                 tokio::select! {
                     _ = term.recv() => info!("SIGTERM: exiting"),
-                    _ = tokio::signal::ctrl_c() => info!("SIGINT: exiting"),
+                    _ = int.recv() => info!("SIGINT: exiting"),
+                    _ = hup.recv() => info!("SIGHUP: exiting"),
                 }
             };
             self.serve(stop).await
@@ -180,6 +184,7 @@ impl Server {
             coord_id: self.coord_id,
             secret: self.secret,
             owner_uid: auth::my_uid(),
+            routable: routable_ip(),
             events: events_tx,
             flush_guard,
         });
@@ -250,15 +255,31 @@ async fn console(events: mpsc::Sender<Event>) {
     }
 }
 
-/// The address a peer connected from, as it should be published (IPv4 when mapped).
-fn observed(peer: SocketAddr) -> String {
-    match peer {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.ip().to_string(),
-        },
-        SocketAddr::V4(v4) => v4.ip().to_string(),
+/// The address a peer connected from, as it should be published: IPv4 when mapped, and for a
+/// loopback peer this host's routable address (peers on other hosts cannot reach 127.0.0.1).
+fn observed(peer: SocketAddr, routable: Option<IpAddr>) -> String {
+    let ip = match peer.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match routable {
+        Some(r) if ip.is_loopback() => r.to_string(),
+        _ => ip.to_string(),
     }
+}
+
+/// The first IPv4 address of an interface that is up and not loopback.
+pub fn routable_ip() -> Option<IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let up = ifa.flags.contains(InterfaceFlags::IFF_UP)
+            && !ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+        let v4 = ifa.address?.as_sockaddr_in()?.ip();
+        up.then_some(IpAddr::V4(v4))
+    })
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<Ctx>) {
@@ -304,7 +325,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<
     let join = Event::Join {
         conn,
         joining,
-        observed_addr: observed(peer),
+        observed_addr: observed(peer, ctx.routable),
         proof,
         tx,
     };
@@ -524,6 +545,26 @@ async fn central(comp: Computation, mut events: mpsc::Receiver<Event>) -> ExitRe
                     return reason;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_peers_are_published_with_a_routable_address() {
+        let r = Some(IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(observed("127.0.0.1:5".parse().unwrap(), r), "10.1.2.3");
+        assert_eq!(observed("127.0.0.1:5".parse().unwrap(), None), "127.0.0.1");
+        assert_eq!(
+            observed("[::ffff:192.168.1.9]:5".parse().unwrap(), r),
+            "192.168.1.9"
+        );
+        assert_eq!(observed("192.168.1.9:5".parse().unwrap(), r), "192.168.1.9");
+        if let Some(ip) = routable_ip() {
+            assert!(!ip.is_loopback());
         }
     }
 }
