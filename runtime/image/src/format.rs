@@ -19,8 +19,8 @@ pub const MAX_FRAME_RAW: usize = 4 << 20;
 pub const DEFAULT_FRAME_SIZE: usize = MAX_FRAME_RAW;
 /// Limits on the metadata parts; a larger length is damage, not a reason to allocate.
 pub const MAX_HEADER_LEN: u64 = 64 << 20;
-pub const MAX_TABLE_LEN: u64 = 1 << 30;
-pub const MAX_INDEX_LEN: u64 = 1 << 30;
+pub const MAX_TABLE_LEN: u64 = 256 << 20;
+pub const MAX_INDEX_LEN: u64 = 64 << 20;
 
 /// The checksum used everywhere in the format: XXH3-64 with seed 0.
 pub fn checksum(bytes: &[u8]) -> u64 {
