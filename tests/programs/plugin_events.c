@@ -1,5 +1,5 @@
 /* Drives the lifecycle events for the plugin tests: starts and joins a thread, forks a child
- * that execs /bin/true, waits for it, and exits normally. */
+ * that execv()s /bin/true (execl is not wrapped yet), waits for it, and exits normally. */
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -14,7 +14,8 @@ int main(void) {
   pid_t child = fork();
   if (child < 0) return 12;
   if (child == 0) {
-    execl("/bin/true", "true", (char *)NULL);
+    char *const args[] = {"true", NULL};
+    execv("/bin/true", args);
     _exit(13);
   }
   int status = 0;
