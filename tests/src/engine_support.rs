@@ -13,17 +13,30 @@ const FAILURES: [&str; 4] = ["CORRUPT", "STUCK", "FAIL", "JOIN FAILED"];
 /// The numbers N of lines `"<prefix> N ..."`; fails on a line reporting damage.
 pub fn numbers(out: &str, prefix: &str) -> Vec<u64> {
     for l in out.lines() {
-        assert!(!FAILURES.iter().any(|f| l.starts_with(f)), "the program reported: {l}");
+        assert!(
+            !FAILURES.iter().any(|f| l.starts_with(f)),
+            "the program reported: {l}"
+        );
     }
     out.lines()
-        .filter_map(|l| l.strip_prefix(prefix)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(prefix)?
+                .strip_prefix(' ')?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
 /// Checks that `t` counts up by one from `first`.
 pub fn assert_consecutive(t: &[u64], first: u64, what: &str) {
     assert!(!t.is_empty(), "{what}: no output");
-    assert_eq!(t[0], first, "{what}: does not continue from the checkpoint: {t:?}");
+    assert_eq!(
+        t[0], first,
+        "{what}: does not continue from the checkpoint: {t:?}"
+    );
     for w in t.windows(2) {
         assert_eq!(w[1], w[0] + 1, "{what}: sequence broken: {t:?}");
     }
@@ -51,7 +64,11 @@ pub fn images(dir: &Path, program: &str) -> Vec<PathBuf> {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     v.retain(|p| {
-        let n = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let n = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         n.starts_with(&want) && n.ends_with(".dmtcp")
     });
     v.sort();
@@ -61,7 +78,13 @@ pub fn images(dir: &Path, program: &str) -> Vec<PathBuf> {
 /// `dmtcp_command --kcheckpoint`, then waits for the program to be killed; returns its output.
 pub fn checkpoint_and_kill(env: &Env, port: u16, prog: Spawned) -> String {
     let out = env.command(["--coord-port", &port.to_string(), "--kcheckpoint"]);
-    assert_eq!(out.code(), Some(0), "checkpoint failed: {}\n{}", out.describe(), env.diagnostics());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "checkpoint failed: {}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
     prog.wait(LONG).stdout_str()
 }
 

@@ -21,7 +21,12 @@ fn counter_continues_exactly_over_two_restarts() {
     assert_consecutive(&t, 1, "the launched program");
     let mut last = *t.last().unwrap();
     let imgs = images(env.dir.path(), "ckpt_counter");
-    assert_eq!(imgs.len(), 1, "one image expected: {imgs:?}\n{}", env.diagnostics());
+    assert_eq!(
+        imgs.len(),
+        1,
+        "one image expected: {imgs:?}\n{}",
+        env.diagnostics()
+    );
 
     for cycle in 1..=2 {
         let mut r = restart(&env, port, &imgs[0]);

@@ -20,14 +20,19 @@ fn threads_resume_and_join_after_restarts() {
     let t = numbers(&checkpoint_and_kill(&env, port, run), "round");
     assert_consecutive(&t, 1, "the launched program");
     let mut last = *t.last().unwrap();
-    let img = images(env.dir.path(), "ckpt_threads").pop().expect("an image");
+    let img = images(env.dir.path(), "ckpt_threads")
+        .pop()
+        .expect("an image");
 
     let mut r = restart(&env, port, &img);
     wait_lines(&env, &mut r, "round", 3);
     let t = numbers(&checkpoint_and_kill(&env, port, r), "round");
     assert_consecutive(&t, last + 1, "restart 1");
     last = *t.last().unwrap();
-    assert!(last < 60, "the program must still be running at the second checkpoint");
+    assert!(
+        last < 60,
+        "the program must still be running at the second checkpoint"
+    );
 
     // The last restart runs to the end: "done" comes only after joining all 8 workers.
     let r = restart(&env, port, &img);

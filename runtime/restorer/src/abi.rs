@@ -223,7 +223,10 @@ impl SavedLayout {
             return None;
         }
         let mut s = SavedLayout {
-            hole: Range { start: w(1), end: w(2) },
+            hole: Range {
+                start: w(1),
+                end: w(2),
+            },
             has_mm: w(9) != 0,
             mm: MmMap {
                 start_code: w(10),
@@ -245,7 +248,11 @@ impl SavedLayout {
             ..SavedLayout::default()
         };
         for (i, k) in s.kernel.iter_mut().enumerate() {
-            *k = KernelArea { current: 0, target: w(3 + 2 * i), len: w(4 + 2 * i) };
+            *k = KernelArea {
+                current: 0,
+                target: w(3 + 2 * i),
+                len: w(4 + 2 * i),
+            };
         }
         s.auxv[..auxv_len].copy_from_slice(&b[LAYOUT_WORDS * 8..]);
         Some(s)
@@ -257,14 +264,32 @@ impl SavedLayout {
 /// the vdso's bytes. A restored libc keeps calling into the vdso at its saved address, so
 /// restart needs an identical vdso.
 pub fn vdso_fingerprint(kernel: &[KernelArea; 3], vdso: &[u8]) -> [u8; 48] {
-    let base = kernel.iter().filter(|k| k.len != 0).map(|k| k.current).min().unwrap_or(0);
-    let rel = |k: &KernelArea| if k.len == 0 { u64::MAX } else { k.current - base };
+    let base = kernel
+        .iter()
+        .filter(|k| k.len != 0)
+        .map(|k| k.current)
+        .min()
+        .unwrap_or(0);
+    let rel = |k: &KernelArea| {
+        if k.len == 0 {
+            u64::MAX
+        } else {
+            k.current - base
+        }
+    };
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in vdso {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let words = [kernel[0].len, kernel[1].len, kernel[2].len, rel(&kernel[1]), rel(&kernel[2]), h];
+    let words = [
+        kernel[0].len,
+        kernel[1].len,
+        kernel[2].len,
+        rel(&kernel[1]),
+        rel(&kernel[2]),
+        h,
+    ];
     let mut out = [0u8; 48];
     for (i, w) in words.iter().enumerate() {
         out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
@@ -278,8 +303,18 @@ mod tests {
 
     #[test]
     fn layout_round_trip_and_rejects_damage() {
-        let mut s = SavedLayout { hole: Range { start: HOLE_START, end: HOLE_START + HOLE_LEN }, ..Default::default() };
-        s.kernel[2] = KernelArea { current: 0, target: 0x7fff_1000, len: 0x2000 };
+        let mut s = SavedLayout {
+            hole: Range {
+                start: HOLE_START,
+                end: HOLE_START + HOLE_LEN,
+            },
+            ..Default::default()
+        };
+        s.kernel[2] = KernelArea {
+            current: 0,
+            target: 0x7fff_1000,
+            len: 0x2000,
+        };
         s.has_mm = true;
         s.mm.brk = 0x5555_0000;
         s.auxv_len = 3;
@@ -288,7 +323,10 @@ mod tests {
         let n = s.encode(&mut buf);
         assert_eq!(n, s.encoded_len());
         let d = SavedLayout::decode(&buf[..n]).unwrap();
-        assert_eq!((d.kernel[2].target, d.kernel[2].len, d.mm.brk), (0x7fff_1000, 0x2000, 0x5555_0000));
+        assert_eq!(
+            (d.kernel[2].target, d.kernel[2].len, d.mm.brk),
+            (0x7fff_1000, 0x2000, 0x5555_0000)
+        );
         assert_eq!(&d.auxv[..d.auxv_len], b"abc");
         assert!(SavedLayout::decode(&buf[..n - 1]).is_none());
         buf[0] = 9;

@@ -45,7 +45,8 @@ pub unsafe fn copy_bytes(dst: u64, src: u64, len: u64) {
 pub unsafe fn run(args: &RestorerArgs) -> ! {
     let log = args.log_fd;
     // SAFETY: dmtcp_restart wrote the tables in the hole with these lengths.
-    let keep = unsafe { core::slice::from_raw_parts(args.keep as *const Range, args.n_keep as usize) };
+    let keep =
+        unsafe { core::slice::from_raw_parts(args.keep as *const Range, args.n_keep as usize) };
     // SAFETY: as above.
     let moves = unsafe {
         core::slice::from_raw_parts(args.moves as *const RegionMove, args.n_moves as usize)
@@ -57,13 +58,25 @@ pub unsafe fn run(args: &RestorerArgs) -> ! {
     for r in keep {
         if r.start > cursor {
             // SAFETY: nothing between the kept ranges is used from here on.
-            unsafe { sys::syscall2(sys::SYS_MUNMAP, cursor as usize, (r.start - cursor) as usize) };
+            unsafe {
+                sys::syscall2(
+                    sys::SYS_MUNMAP,
+                    cursor as usize,
+                    (r.start - cursor) as usize,
+                )
+            };
         }
         cursor = cursor.max(r.end);
     }
     if cursor < USER_TOP {
         // SAFETY: as above.
-        unsafe { sys::syscall2(sys::SYS_MUNMAP, cursor as usize, (USER_TOP - cursor) as usize) };
+        unsafe {
+            sys::syscall2(
+                sys::SYS_MUNMAP,
+                cursor as usize,
+                (USER_TOP - cursor) as usize,
+            )
+        };
     }
 
     // 2. The kernel's pages: park them in the hole (keeping their relative offsets, since the
@@ -110,13 +123,23 @@ pub unsafe fn run(args: &RestorerArgs) -> ! {
 
 unsafe fn move_kernel_areas(log: i64, areas: &[KernelArea; 3]) {
     let present = || areas.iter().filter(|a| a.len != 0);
-    let Some(cur_min) = present().map(|a| a.current).min() else { return };
-    let Some(tgt_min) = present().map(|a| a.target).min() else { return };
+    let Some(cur_min) = present().map(|a| a.current).min() else {
+        return;
+    };
+    let Some(tgt_min) = present().map(|a| a.target).min() else {
+        return;
+    };
     let park = HOLE_START + PARK_OFFSET;
     for a in present() {
         let off = a.current - cur_min;
         if off + a.len > PARK_MAX {
-            fail(log, b"the vdso/vvar pages are spread too widely to move", a.current, a.len, 0);
+            fail(
+                log,
+                b"the vdso/vvar pages are spread too widely to move",
+                a.current,
+                a.len,
+                0,
+            );
         }
         let to = park + off;
         // SAFETY: moving a kernel special mapping into our parking range.
@@ -129,7 +152,13 @@ unsafe fn move_kernel_areas(log: i64, areas: &[KernelArea; 3]) {
         let from = park + (a.current - cur_min);
         let to = tgt_min + (a.current - cur_min);
         if to != a.target {
-            fail(log, b"the vdso/vvar layout differs from the image's", a.target, a.len, 0);
+            fail(
+                log,
+                b"the vdso/vvar layout differs from the image's",
+                a.target,
+                a.len,
+                0,
+            );
         }
         // SAFETY: the target is free: everything there was unmapped.
         let r = unsafe { remap(from, a.len, to) };
@@ -162,7 +191,9 @@ unsafe fn place_region(log: i64, m: &RegionMove) {
                 m.target as usize,
                 m.len as usize,
                 prot as usize,
-                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE
+                sys::MAP_PRIVATE
+                    | sys::MAP_ANONYMOUS
+                    | sys::MAP_FIXED_NOREPLACE
                     | m.map_flags as usize,
                 usize::MAX,
                 0,
@@ -195,7 +226,14 @@ unsafe fn place_region(log: i64, m: &RegionMove) {
         }
     }
     // SAFETY: our own fresh mapping.
-    let r = unsafe { sys::syscall3(sys::SYS_MPROTECT, m.target as usize, m.len as usize, m.prot as usize) };
+    let r = unsafe {
+        sys::syscall3(
+            sys::SYS_MPROTECT,
+            m.target as usize,
+            m.len as usize,
+            m.prot as usize,
+        )
+    };
     if sys::is_err(r) {
         fail(log, b"cannot set a region's protection", m.target, m.len, r);
     }

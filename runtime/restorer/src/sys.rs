@@ -205,13 +205,26 @@ pub fn get_fs() -> u64 {
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
     // SAFETY: futex on a valid, aligned u32.
     unsafe {
-        syscall4(SYS_FUTEX, word.as_ptr() as usize, FUTEX_WAIT_PRIVATE, expected as usize, 0)
+        syscall4(
+            SYS_FUTEX,
+            word.as_ptr() as usize,
+            FUTEX_WAIT_PRIVATE,
+            expected as usize,
+            0,
+        )
     };
 }
 
 pub fn futex_wake_all(word: &core::sync::atomic::AtomicU32) {
     // SAFETY: futex on a valid, aligned u32.
-    unsafe { syscall3(SYS_FUTEX, word.as_ptr() as usize, FUTEX_WAKE_PRIVATE, i32::MAX as usize) };
+    unsafe {
+        syscall3(
+            SYS_FUTEX,
+            word.as_ptr() as usize,
+            FUTEX_WAKE_PRIVATE,
+            i32::MAX as usize,
+        )
+    };
 }
 
 /// Ends the whole process at once.
@@ -236,7 +249,10 @@ impl Default for LineBuf {
 
 impl LineBuf {
     pub const fn new() -> Self {
-        LineBuf { buf: [0; 256], len: 0 }
+        LineBuf {
+            buf: [0; 256],
+            len: 0,
+        }
     }
 
     pub fn push(&mut self, s: &[u8]) -> &mut Self {

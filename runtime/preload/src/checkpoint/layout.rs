@@ -62,7 +62,11 @@ pub fn kernel_areas(maps: &[Mapping]) -> [KernelArea; 3] {
             "[vdso]" => 2,
             _ => continue,
         };
-        out[i] = KernelArea { current: m.start, target: m.start, len: m.len() };
+        out[i] = KernelArea {
+            current: m.start,
+            target: m.start,
+            len: m.len(),
+        };
     }
     out
 }
@@ -71,7 +75,10 @@ pub fn kernel_areas(maps: &[Mapping]) -> [KernelArea; 3] {
 pub fn mm_map() -> Option<MmMap> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<u64> = rest.split(' ').map(|x| x.trim().parse().unwrap_or(0)).collect();
+    let f: Vec<u64> = rest
+        .split(' ')
+        .map(|x| x.trim().parse().unwrap_or(0))
+        .collect();
     // Field n of proc(5) is f[n - 3].
     let at = |n: usize| f.get(n - 3).copied().unwrap_or(0);
     // SAFETY: brk(0) only reports the current break.
@@ -97,7 +104,10 @@ pub fn mm_map() -> Option<MmMap> {
 /// The layout to store in the image header.
 pub fn capture(maps: &[Mapping]) -> SavedLayout {
     let mut s = SavedLayout {
-        hole: Range { start: HOLE_START, end: HOLE_START + HOLE_LEN },
+        hole: Range {
+            start: HOLE_START,
+            end: HOLE_START + HOLE_LEN,
+        },
         kernel: kernel_areas(maps),
         ..SavedLayout::default()
     };

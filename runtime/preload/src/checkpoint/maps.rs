@@ -26,7 +26,10 @@ impl Mapping {
 
     /// The kernel's own pages, never saved: the restorer moves the new kernel's copies instead.
     pub fn is_kernel_special(&self) -> bool {
-        matches!(self.path.as_str(), "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]")
+        matches!(
+            self.path.as_str(),
+            "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]"
+        )
     }
 
     /// Backed by a regular file that still exists (not `(deleted)`, not `/dev/zero`, memfd...).
@@ -97,7 +100,10 @@ pub struct Pagemap {
 
 impl Pagemap {
     pub fn open() -> io::Result<Self> {
-        Ok(Pagemap { file: std::fs::File::open("/proc/self/pagemap")?, buf: vec![0; 8192] })
+        Ok(Pagemap {
+            file: std::fs::File::open("/proc/self/pagemap")?,
+            buf: vec![0; 8192],
+        })
     }
 
     /// Calls `f(first_page_offset, len)` for each run of resident (present or swapped) pages

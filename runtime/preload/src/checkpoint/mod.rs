@@ -24,6 +24,7 @@ mod sigwrap;
 mod threads;
 mod write;
 
+use crate::plugin::{self, Event};
 use crate::session::{self, SessionError};
 use crate::{api, ckpt_lock, runtime};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,16 +63,18 @@ pub fn init(ckpt_signal: i32) {
     // while it runs; SA_RESTART keeps the program's interrupted system calls going.
     let ok = unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = threads::on_signal as usize;
+        sa.sa_sigaction = threads::on_signal as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigfillset(&mut sa.sa_mask);
         sigwrap::real_sigaction(ckpt_signal, &sa, std::ptr::null_mut()) == 0
     };
     if !ok {
-        crate::warn!("cannot install the handler of signal {ckpt_signal}; checkpoints are disabled");
+        crate::warn!(
+            "cannot install the handler of signal {ckpt_signal}; checkpoints are disabled"
+        );
         return;
     }
-    threads::ON_CKPT_FRAME.store(write_from_handler as usize, Ordering::Release);
+    threads::ON_CKPT_FRAME.store(write_from_handler as *const () as usize, Ordering::Release);
     READY.store(true, Ordering::Release);
 }
 
@@ -110,6 +113,7 @@ enum CkptError {
 
 pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
     crate::debug!("checkpoint generation {} requested", order.generation);
+    plugin::dispatch_checkpoint(Event::PreSuspend, order.generation);
     ckpt_lock::acquire_exclusive();
     let r = checkpoint(order);
     ckpt_lock::release_exclusive();
@@ -128,6 +132,10 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         return report_failure(e.into());
     }
     // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
+    plugin::dispatch_checkpoint(Event::PreCheckpoint, order.generation);
+    if let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        job.sections = plugin::sections_to_save();
+    }
     let outcome = frozen_window(order, sig);
     if restart::RESTARTED.load(Ordering::Acquire) {
         return after_restart();
@@ -135,15 +143,20 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     let written = match outcome {
         Ok(w) => w,
         Err(e) => {
+            plugin::dispatch_checkpoint(Event::Resume, order.generation);
             threads::release_all();
             return report_failure(e);
         }
     };
-    let sent = session::send(&WorkerMsg::CkptWritten { image: written.path.clone(), bytes: written.bytes });
+    let sent = session::send(&WorkerMsg::CkptWritten {
+        image: written.path.clone(),
+        bytes: written.bytes,
+    });
     if sent.is_ok() && order.kill_after {
         // The computation ends after this checkpoint: do not let the program run past it.
         wait_for_kill();
     }
+    plugin::dispatch_checkpoint(Event::Resume, order.generation);
     threads::release_all();
     sent?;
     api::note_checkpoint_done(order.generation, &written.path);
@@ -162,7 +175,12 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<write::Written, Ck
     if restart::RESTARTED.load(Ordering::Acquire) {
         return Err(CkptError::NoResult);
     }
-    RESULT.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or(CkptError::NoResult)?.map_err(Into::into)
+    RESULT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or(CkptError::NoResult)?
+        .map_err(Into::into)
 }
 
 /// Runs inside our own checkpoint-signal handler, after it recorded our frame.
@@ -185,7 +203,8 @@ fn capture_thread_pending(sig: i32) {
         if !r.frozen {
             continue;
         }
-        let status = std::fs::read_to_string(format!("/proc/self/task/{}/status", r.tid)).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/self/task/{}/status", r.tid))
+            .unwrap_or_default();
         r.pending = process::pending_from_status(&status, "SigPnd:") & !(1u64 << (sig - 1));
     }
 }
@@ -203,11 +222,23 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
         .or_else(|| assignment.as_ref().and_then(|a| a.ckpt_dir.clone()))
         .or_else(|| settings.map(|s| s.ckpt_dir.clone()))
         .unwrap_or_else(|| ".".into());
-    let program = std::fs::read_to_string("/proc/self/comm").map(|s| s.trim_end().to_string()).unwrap_or_default();
-    let upid = assignment.as_ref().map(|a| a.upid.to_string()).unwrap_or_default();
+    let program = std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default();
+    let upid = assignment
+        .as_ref()
+        .map(|a| a.upid.to_string())
+        .unwrap_or_default();
     // SAFETY: plain queries of this process's ids.
     let (pid, ppid, pgid, sid, uid, gid) = unsafe {
-        (libc::getpid(), libc::getppid(), libc::getpgrp(), libc::getsid(0), libc::getuid(), libc::getgid())
+        (
+            libc::getpid(),
+            libc::getppid(),
+            libc::getpgrp(),
+            libc::getsid(0),
+            libc::getuid(),
+            libc::getgid(),
+        )
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -221,7 +252,10 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
         sid,
         virtual_pid: assignment.as_ref().map_or(pid, |a| a.virtual_pid),
         upid: upid.clone(),
-        comp_id: assignment.as_ref().map(|a| a.comp_id.to_string()).unwrap_or_default(),
+        comp_id: assignment
+            .as_ref()
+            .map(|a| a.comp_id.to_string())
+            .unwrap_or_default(),
         generation: order.generation as u64,
         hostname: dmtcp_protocol::ids::hostname(),
         uid,
@@ -240,18 +274,29 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
         compress: settings.is_none_or(|s| s.gzip),
         identity,
         assignment,
-        entry: restart::dmtcp_restart_entry as usize as u64,
+        entry: restart::dmtcp_restart_entry as *const () as u64,
+        sections: Vec::new(),
     }
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn report_failure(e: CkptError) -> Result<(), SessionError> {
     crate::warn!("checkpoint failed: {e}");
     api::note_checkpoint_failed();
-    session::send(&WorkerMsg::CkptFailed { error: e.to_string() })?;
+    session::send(&WorkerMsg::CkptFailed {
+        error: e.to_string(),
+    })?;
     session::send(&WorkerMsg::State(WorkerState::Running))?;
     Ok(())
 }
@@ -296,6 +341,10 @@ fn after_restart() -> Result<(), SessionError> {
         crate::debug!("restarted from {}", d.image);
     }
     let r = session::barrier("DMT:RESTART");
+    if r.is_ok() {
+        // Every process is back: plugins may use barriers and the key-value store.
+        plugin::dispatch_checkpoint(Event::Restart, generation);
+    }
     process::raise_shared_pending();
     threads::release_all();
     api::note_restart(generation);

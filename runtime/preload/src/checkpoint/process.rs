@@ -38,7 +38,12 @@ unsafe impl Sync for Cell {}
 
 pub static STATE: Cell = Cell(UnsafeCell::new(ProcessState {
     valid: false,
-    actions: [KSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 }; 65],
+    actions: [KSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    }; 65],
     shared_pending: 0,
     itimers: [[0; 4]; 3],
     umask: 0o022,
@@ -85,12 +90,23 @@ pub fn capture(ckpt_signal: i32) {
     s.shared_pending = pending_from_status(&status, "ShdPnd:") & !(1u64 << (ckpt_signal - 1));
     for (i, t) in s.itimers.iter_mut().enumerate() {
         let mut v = libc::itimerval {
-            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
-            it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
         };
         // SAFETY: getitimer into a local.
         unsafe { libc::getitimer(i as libc::c_int, &mut v) };
-        *t = [v.it_interval.tv_sec, v.it_interval.tv_usec, v.it_value.tv_sec, v.it_value.tv_usec];
+        *t = [
+            v.it_interval.tv_sec,
+            v.it_interval.tv_usec,
+            v.it_value.tv_sec,
+            v.it_value.tv_usec,
+        ];
     }
     // SAFETY: umask swaps; set it straight back.
     let old = unsafe { libc::umask(0o022) };
@@ -98,7 +114,10 @@ pub fn capture(ckpt_signal: i32) {
     unsafe { libc::umask(old) };
     s.umask = old;
     for (i, l) in s.rlimits.iter_mut().enumerate() {
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit into a local.
         if unsafe { libc::getrlimit(i as libc::__rlimit_resource_t, &mut r) } == 0 {
             *l = [r.rlim_cur, r.rlim_max];
@@ -106,7 +125,11 @@ pub fn capture(ckpt_signal: i32) {
     }
     // SAFETY: getcwd into our buffer.
     let p = unsafe { libc::getcwd(s.cwd.as_mut_ptr().cast(), s.cwd.len()) };
-    s.cwd_len = if p.is_null() { 0 } else { s.cwd.iter().position(|&b| b == 0).unwrap_or(0) };
+    s.cwd_len = if p.is_null() {
+        0
+    } else {
+        s.cwd.iter().position(|&b| b == 0).unwrap_or(0)
+    };
     s.valid = true;
 }
 
@@ -124,7 +147,13 @@ pub fn apply() {
         }
         // SAFETY: installing the saved kernel sigaction.
         unsafe {
-            sys::syscall4(sys::SYS_RT_SIGACTION, sig, &s.actions[sig] as *const _ as usize, 0, 8)
+            sys::syscall4(
+                sys::SYS_RT_SIGACTION,
+                sig,
+                &s.actions[sig] as *const _ as usize,
+                0,
+                8,
+            )
         };
     }
     // SAFETY: plain system calls with pointers to our saved values.

@@ -44,7 +44,11 @@ pub fn thread_count() -> u32 {
 
 fn die(what: &[u8], err: isize) -> ! {
     let mut l = LineBuf::new();
-    l.push(b"dmtcp_restart: ").push(what).push(b" (errno ").dec(-(err as i64)).push(b")\n");
+    l.push(b"dmtcp_restart: ")
+        .push(what)
+        .push(b" (errno ")
+        .dec(-(err as i64))
+        .push(b")\n");
     sys::write_all(crate::settings::LOG_FD, l.as_bytes());
     sys::write_all(2, l.as_bytes());
     sys::exit_group(EXIT_RESTORE_FAILED)
@@ -126,7 +130,7 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
             // never coming back to the hole's stack.
             unsafe {
                 asm!("mov rsp, {sp}", "xor ebp, ebp", "call {f}", "ud2",
-                     sp = in(reg) top, f = in(reg) resume_thread as usize, in("rdi") i as u64,
+                     sp = in(reg) top, f = in(reg) resume_thread as *const () as usize, in("rdi") i as u64,
                      options(noreturn));
             }
         }
@@ -165,7 +169,11 @@ unsafe fn spawn(idx: usize, r: &threads::ThreadRecord, exact: bool) -> isize {
         stack: top - 65536,
         stack_size: 65536,
         tls: r.fs,
-        set_tid: if exact { &set_tid as *const i32 as u64 } else { 0 },
+        set_tid: if exact {
+            &set_tid as *const i32 as u64
+        } else {
+            0
+        },
         set_tid_size: exact as u64,
         ..CloneArgs::default()
     };
@@ -186,7 +194,7 @@ unsafe fn spawn(idx: usize, r: &threads::ThreadRecord, exact: bool) -> isize {
             in("rdi") &args as *const CloneArgs as usize,
             in("rsi") core::mem::size_of::<CloneArgs>(),
             in("r12") idx as u64,
-            in("r13") resume_thread as usize,
+            in("r13") resume_thread as *const () as usize,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -207,7 +215,11 @@ extern "C" fn resume_thread(idx: u64) -> ! {
             sys::syscall4(sys::SYS_RSEQ, area, 32, 0, sys::RSEQ_SIG);
         }
         if r.robust_len > 0 {
-            sys::syscall2(sys::SYS_SET_ROBUST_LIST, r.robust_head as usize, r.robust_len as usize);
+            sys::syscall2(
+                sys::SYS_SET_ROBUST_LIST,
+                r.robust_head as usize,
+                r.robust_len as usize,
+            );
         }
         let mut ss = r.altstack;
         ss[1] &= !1; // SS_ONSTACK is a state, not a setting.
@@ -233,6 +245,9 @@ extern "C" fn resume_thread(idx: u64) -> ! {
         while RELEASE.load(Ordering::Acquire) == r.release_gen {
             sys::futex_wait(&RELEASE, r.release_gen);
         }
+    }
+    if !r.is_ckpt && crate::plugin::has_plugins() {
+        crate::plugin::dispatch_thread_resume();
     }
     for sig in 1..=64 {
         if r.pending & (1u64 << (sig - 1)) != 0 {

@@ -16,7 +16,8 @@ fn hidden(sig: c_int) -> bool {
     h != 0 && sig == h
 }
 
-type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+type SigactionFn =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 type MaskFn = unsafe extern "C" fn(c_int, *const sigset_t, *mut sigset_t) -> c_int;
 
@@ -24,7 +25,11 @@ type MaskFn = unsafe extern "C" fn(c_int, *const sigset_t, *mut sigset_t) -> c_i
 ///
 /// # Safety
 /// As `sigaction(2)`.
-pub unsafe fn real_sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+pub unsafe fn real_sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     let f: SigactionFn = real_fn!("sigaction");
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(sig, act, old) }
@@ -33,7 +38,11 @@ pub unsafe fn real_sigaction(sig: c_int, act: *const libc::sigaction, old: *mut 
 /// # Safety
 /// As `sigaction(2)`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     if hidden(sig) {
         if !old.is_null() {
             // SAFETY: the caller passed a writable sigaction; report the default disposition.
@@ -74,7 +83,11 @@ unsafe fn filtered(how: c_int, set: *const sigset_t, copy: &mut sigset_t) -> *co
 /// # Safety
 /// As `sigprocmask(2)`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+pub unsafe extern "C" fn sigprocmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
     // SAFETY: an all-zero sigset_t is valid.
     let mut copy: sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: as the caller's contract.
@@ -87,7 +100,11 @@ pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut
 /// # Safety
 /// As `pthread_sigmask(3)`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+pub unsafe extern "C" fn pthread_sigmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
     // SAFETY: an all-zero sigset_t is valid.
     let mut copy: sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: as the caller's contract.

@@ -101,7 +101,8 @@ pub fn slots() -> &'static [ThreadRecord] {
 /// (x86-64, glibc 2.26 and later); checked against `gettid()` before it is ever written.
 pub const PTHREAD_TID_OFFSET: u64 = 720;
 /// Set at start-up when the main thread's descriptor holds its tid at that offset.
-pub static TID_OFFSET_OK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub static TID_OFFSET_OK: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// glibc's `__rseq_offset` and `__rseq_size`, resolved at start-up (0 size: not registered).
 pub static RSEQ_OFFSET: core::sync::atomic::AtomicI64 = core::sync::atomic::AtomicI64::new(0);
@@ -129,7 +130,11 @@ fn record_self(r: &mut ThreadRecord, uc: u64) {
         r.robust_head = head;
         r.robust_len = len;
         sys::syscall2(sys::SYS_SIGALTSTACK, 0, r.altstack.as_mut_ptr() as usize);
-        sys::syscall2(sys::SYS_PRCTL, sys::PR_GET_NAME, r.name.as_mut_ptr() as usize);
+        sys::syscall2(
+            sys::SYS_PRCTL,
+            sys::PR_GET_NAME,
+            r.name.as_mut_ptr() as usize,
+        );
         let n = sys::syscall3(
             204, // sched_getaffinity
             0,
@@ -177,6 +182,7 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
     while RELEASE.load(Ordering::Acquire) == g {
         sys::futex_wait(&RELEASE, g);
     }
+    crate::plugin::dispatch_thread_resume();
     // SAFETY: our own errno.
     unsafe { *errno = saved_errno };
 }
@@ -200,7 +206,12 @@ pub fn list_tids(out: &mut [i32]) -> Result<usize, i32> {
     loop {
         // SAFETY: getdents64 into a local buffer.
         let got = unsafe {
-            sys::syscall3(sys::SYS_GETDENTS64, fd as usize, buf.as_mut_ptr() as usize, buf.len())
+            sys::syscall3(
+                sys::SYS_GETDENTS64,
+                fd as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
         };
         if got <= 0 {
             break;
@@ -233,7 +244,14 @@ pub fn list_tids(out: &mut [i32]) -> Result<usize, i32> {
 
 pub fn tgkill(tid: i32, sig: i32) -> isize {
     // SAFETY: signalling a thread of our own process.
-    unsafe { sys::syscall3(sys::SYS_TGKILL, sys::getpid() as usize, tid as usize, sig as usize) }
+    unsafe {
+        sys::syscall3(
+            sys::SYS_TGKILL,
+            sys::getpid() as usize,
+            tid as usize,
+            sig as usize,
+        )
+    }
 }
 
 /// Why the program could not be frozen.
@@ -299,7 +317,10 @@ pub fn freeze_all(sig: i32, timeout_s: u64) -> Result<usize, FreezeError> {
                 }
             }
             if now_s() > start + timeout_s {
-                let stuck = slots().iter().find(|r| !r.frozen && !r.gone).map_or(0, |r| r.tid);
+                let stuck = slots()
+                    .iter()
+                    .find(|r| !r.frozen && !r.gone)
+                    .map_or(0, |r| r.tid);
                 return Err(FreezeError::Stuck(stuck, timeout_s, sig));
             }
         }
@@ -326,14 +347,20 @@ pub fn release_all() {
 }
 
 fn now_s() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime into a local.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64
 }
 
 fn wait_a_little(word: &AtomicU32, expected: u32) {
-    let ts = libc::timespec { tv_sec: 0, tv_nsec: 10_000_000 };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
     // SAFETY: futex wait with a timeout on a static word.
     unsafe {
         sys::syscall4(

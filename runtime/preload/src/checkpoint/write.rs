@@ -22,7 +22,10 @@ pub enum WriteError {
     #[error("cannot write the image {path}: {err}")]
     Io { path: String, err: io::Error },
     #[error("cannot write the image {path}: {err}")]
-    Format { path: String, err: dmtcp_image::ImageError },
+    Format {
+        path: String,
+        err: dmtcp_image::ImageError,
+    },
 }
 
 /// Everything the writer needs, prepared before the program is frozen.
@@ -34,6 +37,8 @@ pub struct Job {
     /// postcard bytes of the process's coordinator `Assignment` (restart sends it back).
     pub assignment: Vec<u8>,
     pub entry: u64,
+    /// Plugins' sections (`plugin:<name>`), saved at `PreCheckpoint`.
+    pub sections: Vec<(String, Vec<u8>)>,
 }
 
 pub struct Written {
@@ -51,17 +56,29 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     header.vdso_fingerprint = vdso_fingerprint(&saved.kernel).to_vec();
     let rseq_size = RSEQ_SIZE.load(Ordering::Relaxed);
     if rseq_size > 0 {
-        header.rseq = Some(RseqLayout { size: rseq_size, offset: RSEQ_OFFSET.load(Ordering::Relaxed) });
+        header.rseq = Some(RseqLayout {
+            size: rseq_size,
+            offset: RSEQ_OFFSET.load(Ordering::Relaxed),
+        });
     }
     header.process = job.identity.clone();
     header.entry = job.entry;
     header.push_section(LAYOUT_SECTION, layout::encode(&saved));
     header.push_section(ASSIGNMENT_SECTION, job.assignment.clone());
+    for (name, data) in &job.sections {
+        header.push_section(name.clone(), data.clone());
+    }
 
     let final_path = format!("{}/{}", job.dir, job.file_name);
     let part = format!("{final_path}.part");
-    let io_err = |err| WriteError::Io { path: part.clone(), err };
-    let fmt_err = |err| WriteError::Format { path: part.clone(), err };
+    let io_err = |err| WriteError::Io {
+        path: part.clone(),
+        err,
+    };
+    let fmt_err = |err| WriteError::Format {
+        path: part.clone(),
+        err,
+    };
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -69,7 +86,10 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&part)
-        .map_err(|err| WriteError::Create { path: part.clone(), err })?;
+        .map_err(|err| WriteError::Create {
+            path: part.clone(),
+            err,
+        })?;
     let opts = WriterOptions {
         level: if job.compress { Some(1) } else { None },
         ..WriterOptions::default()
@@ -95,7 +115,10 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     if let Ok(d) = std::fs::File::open(&job.dir) {
         let _ = d.sync_all();
     }
-    Ok(Written { path: final_path, bytes: stats.file_bytes })
+    Ok(Written {
+        path: final_path,
+        bytes: stats.file_bytes,
+    })
 }
 
 fn region_meta(m: &Mapping) -> RegionMeta {
@@ -185,7 +208,8 @@ fn save_region<W: Write>(
         | (m.exec as i32 * libc::PROT_EXEC);
     if !m.read {
         // SAFETY: temporarily adding read access to one of our own mappings.
-        let r = unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot | libc::PROT_READ) };
+        let r =
+            unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot | libc::PROT_READ) };
         if r != 0 {
             return Ok(()); // Not readable at all (a special mapping): keep its metadata only.
         }
@@ -194,7 +218,8 @@ fn save_region<W: Write>(
     for (off, len) in runs {
         // SAFETY: the range is mapped and readable; the program is frozen, and the only
         // thread writing memory is this one.
-        let data = unsafe { std::slice::from_raw_parts((m.start + off) as *const u8, len as usize) };
+        let data =
+            unsafe { std::slice::from_raw_parts((m.start + off) as *const u8, len as usize) };
         if let Err(e) = w.write_data(id, off, data) {
             result = Err(SaveError::Image(e));
             break;
@@ -213,7 +238,9 @@ fn kernel_release() -> String {
     // SAFETY: as above.
     unsafe { libc::uname(&mut u) };
     // SAFETY: the kernel NUL-terminates the field.
-    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The fingerprint of this kernel's vdso (see `dmtcp_restorer::abi::vdso_fingerprint`).

@@ -6,8 +6,10 @@
 use dmtcp_restorer::abi::{RESTORER_MAGIC, RestorerArgs};
 use dmtcp_restorer::sys;
 
+/// # Safety
+/// Entered only by `dmtcp_restart`, on the hole's stack, with its argument block.
 #[unsafe(no_mangle)]
-pub extern "C" fn _start(args: *const RestorerArgs) -> ! {
+pub unsafe extern "C" fn _start(args: *const RestorerArgs) -> ! {
     // SAFETY: dmtcp_restart passes a valid argument block in the hole.
     let args = unsafe { &*args };
     if args.magic != RESTORER_MAGIC {
@@ -71,7 +73,12 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     for i in 0..n {
         // SAFETY: within both ranges.
-        let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+        let (x, y) = unsafe {
+            (
+                core::ptr::read_volatile(a.add(i)),
+                core::ptr::read_volatile(b.add(i)),
+            )
+        };
         if x != y {
             return x as i32 - y as i32;
         }

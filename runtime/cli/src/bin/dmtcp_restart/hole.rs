@@ -13,7 +13,11 @@ pub enum HoleError {
     Read { path: String, err: io::Error },
     #[error("{path} is not a valid restorer binary ({what}); reinstall dmtcp")]
     BadElf { path: String, what: &'static str },
-    #[error("the restorer's address range {:#x}+{:#x} is in use in this process", HOLE_START, HOLE_LEN)]
+    #[error(
+        "the restorer's address range {:#x}+{:#x} is in use in this process",
+        HOLE_START,
+        HOLE_LEN
+    )]
     Busy,
     #[error("the restart tables do not fit in the restorer's argument area ({0} regions)")]
     TooBig(usize),
@@ -33,8 +37,14 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 /// addresses, and returns its entry point.
 pub fn load_restorer(path: &Path) -> Result<u64, HoleError> {
     let p = path.display().to_string();
-    let elf = std::fs::read(path).map_err(|err| HoleError::Read { path: p.clone(), err })?;
-    let bad = |what| HoleError::BadElf { path: p.clone(), what };
+    let elf = std::fs::read(path).map_err(|err| HoleError::Read {
+        path: p.clone(),
+        err,
+    })?;
+    let bad = |what| HoleError::BadElf {
+        path: p.clone(),
+        what,
+    };
     if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || u16_at(&elf, 18) != 62 {
         return Err(bad("not an x86-64 ELF64 file"));
     }
@@ -51,7 +61,10 @@ pub fn load_restorer(path: &Path) -> Result<u64, HoleError> {
             HOLE_START as *mut _,
             HOLE_LEN as usize,
             libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
         )
@@ -103,7 +116,9 @@ impl ArgArea {
 
     fn put<T: Copy>(&mut self, items: &[T]) -> Option<u64> {
         // SAFETY: viewing plain-old-data repr(C) values as bytes.
-        let b = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items)) };
+        let b = unsafe {
+            std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
+        };
         self.put_bytes(b)
     }
 }
@@ -124,7 +139,10 @@ pub struct Plan<'a> {
 
 /// Writes the argument block; returns its address.
 pub fn write_args(plan: &Plan) -> Result<u64, HoleError> {
-    let mut a = ArgArea { next: HOLE_START + ARGS_OFFSET + 4096, end: HOLE_START + ARGS_OFFSET + ARGS_MAX };
+    let mut a = ArgArea {
+        next: HOLE_START + ARGS_OFFSET + 4096,
+        end: HOLE_START + ARGS_OFFSET + ARGS_MAX,
+    };
     let too_big = || HoleError::TooBig(plan.moves.len());
     let keep = a.put(&plan.keep).ok_or_else(too_big)?;
     let moves = a.put(plan.moves).ok_or_else(too_big)?;

@@ -10,7 +10,9 @@ pub enum ImageCheck {
     Missing { path: String },
     #[error("{path}: {err}")]
     Bad { path: String, err: ImageError },
-    #[error("{path}: the image is incomplete (a .part file is a checkpoint still being written or interrupted); restart from a complete .dmtcp image")]
+    #[error(
+        "{path}: the image is incomplete (a .part file is a checkpoint still being written or interrupted); restart from a complete .dmtcp image"
+    )]
     Partial { path: String },
     #[error("{path}: {what}")]
     Incompatible { path: String, what: String },
@@ -27,7 +29,10 @@ pub struct Checked {
 /// The newest complete generation in `dir`: every `*.dmtcp` image of the highest generation.
 pub fn from_restartdir(dir: &Path) -> Result<Vec<PathBuf>, ImageCheck> {
     let d = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| ImageCheck::Dir { dir: d.clone(), what: e.to_string() })?;
+    let entries = std::fs::read_dir(dir).map_err(|e| ImageCheck::Dir {
+        dir: d.clone(),
+        what: e.to_string(),
+    })?;
     let mut found: Vec<(u64, PathBuf)> = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
@@ -35,14 +40,25 @@ pub fn from_restartdir(dir: &Path) -> Result<Vec<PathBuf>, ImageCheck> {
             continue;
         }
         // An image that does not open is not part of a complete generation.
-        let Ok(f) = std::fs::File::open(&p) else { continue };
-        let Ok(h) = dmtcp_image::read_header(&f) else { continue };
+        let Ok(f) = std::fs::File::open(&p) else {
+            continue;
+        };
+        let Ok(h) = dmtcp_image::read_header(&f) else {
+            continue;
+        };
         found.push((h.process.generation, p));
     }
     let Some(newest) = found.iter().map(|(g, _)| *g).max() else {
-        return Err(ImageCheck::Dir { dir: d, what: "no complete checkpoint images (*.dmtcp) here".into() });
+        return Err(ImageCheck::Dir {
+            dir: d,
+            what: "no complete checkpoint images (*.dmtcp) here".into(),
+        });
     };
-    let mut out: Vec<PathBuf> = found.into_iter().filter(|(g, _)| *g == newest).map(|(_, p)| p).collect();
+    let mut out: Vec<PathBuf> = found
+        .into_iter()
+        .filter(|(g, _)| *g == newest)
+        .map(|(_, p)| p)
+        .collect();
     out.sort();
     Ok(out)
 }
@@ -57,11 +73,21 @@ pub fn check(path: &Path, strict: bool, own_fingerprint: &[u8]) -> Result<Checke
     if !path.exists() {
         return Err(ImageCheck::Missing { path: p });
     }
-    let image = Image::open_path(path).map_err(|err| ImageCheck::Bad { path: p.clone(), err })?;
+    let image = Image::open_path(path).map_err(|err| ImageCheck::Bad {
+        path: p.clone(),
+        err,
+    })?;
     let h = image.header();
-    let bad = |what: String| ImageCheck::Incompatible { path: p.clone(), what };
+    let bad = |what: String| ImageCheck::Incompatible {
+        path: p.clone(),
+        what,
+    };
     if h.arch != std::env::consts::ARCH {
-        return Err(bad(format!("the image is for {}, this machine is {}", h.arch, std::env::consts::ARCH)));
+        return Err(bad(format!(
+            "the image is for {}, this machine is {}",
+            h.arch,
+            std::env::consts::ARCH
+        )));
     }
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
@@ -72,7 +98,9 @@ pub fn check(path: &Path, strict: bool, own_fingerprint: &[u8]) -> Result<Checke
         )));
     }
     if h.entry == 0 {
-        return Err(bad("the image has no restart entry point (written by an incomplete runtime)".into()));
+        return Err(bad(
+            "the image has no restart entry point (written by an incomplete runtime)".into(),
+        ));
     }
     let layout = h
         .section(LAYOUT_SECTION)
@@ -85,5 +113,9 @@ pub fn check(path: &Path, strict: bool, own_fingerprint: &[u8]) -> Result<Checke
             crate::kernel_release()
         )));
     }
-    Ok(Checked { path: path.to_path_buf(), image, layout })
+    Ok(Checked {
+        path: path.to_path_buf(),
+        image,
+        layout,
+    })
 }

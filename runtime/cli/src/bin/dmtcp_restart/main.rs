@@ -16,7 +16,7 @@ use dmtcp_cli::{coord_host, coord_port, die, find_shipped};
 use dmtcp_protocol::{Assignment, Connection, RestartHello, Role};
 use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
 use std::os::fd::IntoRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The runtime's protected descriptors (see runtime/preload/src/settings.rs).
@@ -43,7 +43,11 @@ struct Args {
     #[arg(long = "port-file", value_name = "FILE")]
     port_file: Option<PathBuf>,
     /// Join an existing coordinator; fail if there is none.
-    #[arg(short = 'j', long = "join-coordinator", conflicts_with = "new_coordinator")]
+    #[arg(
+        short = 'j',
+        long = "join-coordinator",
+        conflicts_with = "new_coordinator"
+    )]
     join: bool,
     /// Start a new coordinator; fail if the port is taken.
     #[arg(long = "new-coordinator")]
@@ -104,7 +108,11 @@ fn own_kernel_areas() -> [KernelArea; 3] {
         let (s, e) = range.split_once('-').unwrap_or(("0", "0"));
         let s = u64::from_str_radix(s, 16).unwrap_or(0);
         let e = u64::from_str_radix(e, 16).unwrap_or(0);
-        out[i] = KernelArea { current: s, target: 0, len: e.saturating_sub(s) };
+        out[i] = KernelArea {
+            current: s,
+            target: 0,
+            len: e.saturating_sub(s),
+        };
     }
     out
 }
@@ -130,9 +138,10 @@ fn main() {
     dmtcp_cli::init_logging(quiet);
     let paths = match &args.restartdir {
         Some(dir) => images::from_restartdir(dir).unwrap_or_else(|e| die(1, e)),
-        None if args.images.is_empty() => {
-            die(2, "no image given: dmtcp_restart IMAGE... or dmtcp_restart --restartdir DIR")
-        }
+        None if args.images.is_empty() => die(
+            2,
+            "no image given: dmtcp_restart IMAGE... or dmtcp_restart --restartdir DIR",
+        ),
         None => args.images.clone(),
     };
     let kernel = own_kernel_areas();
@@ -140,7 +149,8 @@ fn main() {
     let mut checked = Vec::new();
     for p in &paths {
         let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-        checked.push(images::check(&p, !args.no_strict_checking, &fp).unwrap_or_else(|e| die(1, e)));
+        checked
+            .push(images::check(&p, !args.no_strict_checking, &fp).unwrap_or_else(|e| die(1, e)));
     }
     // Every frame is verified before the coordinator hears of us.
     for c in &checked {
@@ -158,12 +168,22 @@ fn main() {
     } else {
         CoordMode::Any
     };
-    let coord = find_or_start(mode, &host, port, args.interval, args.coord_logfile.as_deref(), quiet)
-        .unwrap_or_else(|e| die(1, e));
+    let coord = find_or_start(
+        mode,
+        &host,
+        port,
+        args.interval,
+        args.coord_logfile.as_deref(),
+        quiet,
+    )
+    .unwrap_or_else(|e| die(1, e));
     if let Some(f) = &args.port_file
         && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
     {
-        die(1, format_args!("cannot write port file {}: {e}", f.display()));
+        die(
+            1,
+            format_args!("cannot write port file {}: {e}", f.display()),
+        );
     }
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
@@ -181,7 +201,10 @@ fn main() {
                 mine = Some(c);
                 break;
             }
-            -1 => die(1, format_args!("cannot fork: {}", std::io::Error::last_os_error())),
+            -1 => die(
+                1,
+                format_args!("cannot fork: {}", std::io::Error::last_os_error()),
+            ),
             _ => {}
         }
     }
@@ -202,7 +225,12 @@ fn restart_one(
     let assignment: Assignment = h
         .section(ASSIGNMENT_SECTION)
         .and_then(|b| postcard::from_bytes(b).ok())
-        .unwrap_or_else(|| die(1, format_args!("{name}: the image has no process identity section")));
+        .unwrap_or_else(|| {
+            die(
+                1,
+                format_args!("{name}: the image has no process identity section"),
+            )
+        });
     let hello = RestartHello {
         hostname: dmtcp_protocol::ids::hostname(),
         progname: h.process.program.clone(),
@@ -215,43 +243,90 @@ fn restart_one(
         generation: assignment.generation,
         interval: args.interval,
     };
-    let (conn, welcome) = Connection::open(host, port, Role::Restart(hello), Some(Duration::from_secs(30)))
-        .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let (conn, welcome) = Connection::open(
+        host,
+        port,
+        Role::Restart(hello),
+        Some(Duration::from_secs(30)),
+    )
+    .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
     let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
     new_assignment.generation = new_assignment.generation.max(assignment.generation);
     let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
 
     // Where things must be in the restored process besides its regions.
-    let mut reserved: Vec<(Range, &str)> = vec![(Range { start: HOLE_START, end: HOLE_START + HOLE_LEN }, "the restorer hole")];
+    let mut reserved: Vec<(Range, &str)> = vec![(
+        Range {
+            start: HOLE_START,
+            end: HOLE_START + HOLE_LEN,
+        },
+        "the restorer hole",
+    )];
     let mut kernel_plan = [KernelArea::default(); 3];
     let names = ["[vvar]", "[vvar_vclock]", "[vdso]"];
     for i in 0..3 {
         let saved = c.layout.kernel[i];
         if saved.len != kernel[i].len {
-            die(1, format_args!("{name}: the {} size differs from this kernel's; restart on the kernel that wrote the image", names[i]));
+            die(
+                1,
+                format_args!(
+                    "{name}: the {} size differs from this kernel's; restart on the kernel that wrote the image",
+                    names[i]
+                ),
+            );
         }
-        kernel_plan[i] = KernelArea { current: kernel[i].current, target: saved.target, len: saved.len };
+        kernel_plan[i] = KernelArea {
+            current: kernel[i].current,
+            target: saved.target,
+            len: saved.len,
+        };
         if saved.len != 0 {
-            reserved.push((Range { start: saved.target, end: saved.target + saved.len }, names[i]));
+            reserved.push((
+                Range {
+                    start: saved.target,
+                    end: saved.target + saved.len,
+                },
+                names[i],
+            ));
         }
     }
-    let staged = stage::stage(&c, &reserved).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
-    let restorer = find_shipped("dmtcp_restorer")
-        .unwrap_or_else(|| die(1, "dmtcp_restorer not found beside dmtcp_restart; is the installation complete?"));
+    let staged =
+        stage::stage(&c, &reserved).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let restorer = find_shipped("dmtcp_restorer").unwrap_or_else(|| {
+        die(
+            1,
+            "dmtcp_restorer not found beside dmtcp_restart; is the installation complete?",
+        )
+    });
     let entry = hole::load_restorer(&restorer).unwrap_or_else(|e| die(1, e));
 
     let mut keep = staged.staging.clone();
-    keep.push(Range { start: HOLE_START, end: HOLE_START + HOLE_LEN });
+    keep.push(Range {
+        start: HOLE_START,
+        end: HOLE_START + HOLE_LEN,
+    });
     for k in kernel.iter().filter(|k| k.len != 0) {
-        keep.push(Range { start: k.current, end: k.current + k.len });
+        keep.push(Range {
+            start: k.current,
+            end: k.current + k.len,
+        });
     }
     keep.sort_by_key(|r| r.start);
     let ckpt_dir = args
         .ckptdir
         .as_ref()
-        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()).to_string_lossy().into_owned())
+        .map(|d| {
+            std::path::absolute(d)
+                .unwrap_or_else(|_| d.clone())
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
-    let flags = if env_flag("DMTCP_PID_NAMESPACE") { RESTART_EXACT_TIDS } else { 0 };
+    let flags = if env_flag("DMTCP_PID_NAMESPACE") {
+        RESTART_EXACT_TIDS
+    } else {
+        0
+    };
     let image_path = c.path.to_string_lossy().into_owned();
     let plan = hole::Plan {
         keep,
@@ -281,4 +356,3 @@ fn restart_one(
     // SAFETY: the hole holds the restorer and its arguments; we are single-threaded.
     unsafe { hole::jump(entry, args_addr) }
 }
-

@@ -52,7 +52,10 @@ fn overlaps(a: &Range, b: &Range) -> bool {
 pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageError> {
     let regions = c.image.regions();
     for r in regions {
-        let t = Range { start: r.meta.start, end: r.meta.end() };
+        let t = Range {
+            start: r.meta.start,
+            end: r.meta.end(),
+        };
         for (res, what) in reserved {
             if overlaps(&t, res) {
                 return Err(StageError::Overlap(r.describe(), what.to_string()));
@@ -62,10 +65,21 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
             return Err(StageError::FileRef(r.describe()));
         }
     }
-    let with_content: Vec<usize> =
-        (0..regions.len()).filter(|&i| matches!(regions[i].storage, Storage::Pages(_))).collect();
-    let total: u64 = with_content.iter().map(|&i| regions[i].meta.len + PAGE).sum();
-    let base = reserve_staging(total, regions.iter().map(|r| Range { start: r.meta.start, end: r.meta.end() }), reserved)?;
+    let with_content: Vec<usize> = (0..regions.len())
+        .filter(|&i| matches!(regions[i].storage, Storage::Pages(_)))
+        .collect();
+    let total: u64 = with_content
+        .iter()
+        .map(|&i| regions[i].meta.len + PAGE)
+        .sum();
+    let base = reserve_staging(
+        total,
+        regions.iter().map(|r| Range {
+            start: r.meta.start,
+            end: r.meta.end(),
+        }),
+        reserved,
+    )?;
 
     let mut staging_of = vec![0u64; regions.len()];
     let mut staging = Vec::new();
@@ -84,10 +98,16 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(StageError::Map { len, err: io::Error::last_os_error() });
+            return Err(StageError::Map {
+                len,
+                err: io::Error::last_os_error(),
+            });
         }
         staging_of[i] = cursor;
-        staging.push(Range { start: cursor, end: cursor + len });
+        staging.push(Range {
+            start: cursor,
+            end: cursor + len,
+        });
         cursor += len + PAGE;
     }
 
@@ -119,7 +139,13 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
 /// Decodes every frame once and copies its pieces into the staging mappings.
 fn fill(c: &Checked, staging_of: &[u64]) -> Result<(), StageError> {
     let frames = c.image.frames().len();
-    let max = c.image.frames().iter().map(|f| f.raw_len as usize).max().unwrap_or(0);
+    let max = c
+        .image
+        .frames()
+        .iter()
+        .map(|f| f.raw_len as usize)
+        .max()
+        .unwrap_or(0);
     let mut buf = vec![0u8; max];
     let mut dec = FrameDecoder::new()?;
     for i in 0..frames {
@@ -161,9 +187,14 @@ fn reserve_staging(
     let total = total.max(PAGE);
     // Candidates spread over the lower half of the address space, where PIE programs,
     // libraries and stacks (0x55.., 0x7f..) are not.
-    let candidates = (1..=0x3eu64).map(|i| i << 40).chain((1..0x7f).map(|i| i << 32));
+    let candidates = (1..=0x3eu64)
+        .map(|i| i << 40)
+        .chain((1..0x7f).map(|i| i << 32));
     for base in candidates {
-        let want = Range { start: base, end: base + total };
+        let want = Range {
+            start: base,
+            end: base + total,
+        };
         if want.end > 0x7fff_0000_0000 || busy.iter().any(|b| overlaps(b, &want)) {
             continue;
         }
@@ -173,7 +204,10 @@ fn reserve_staging(
                 base as *mut _,
                 total as usize,
                 libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
                 -1,
                 0,
             )
