@@ -46,6 +46,13 @@ impl EncodedFrame {
     pub fn new() -> Self {
         Self::default()
     }
+    /// A holder whose buffer already fits any frame of up to `raw_len` bytes, so encoding
+    /// into it does not allocate.
+    pub fn with_capacity(raw_len: usize) -> Self {
+        let mut f = Self::default();
+        f.data.reserve_exact(FrameEncoder::out_capacity(raw_len));
+        f
+    }
     pub fn codec(&self) -> Option<Codec> {
         self.codec
     }
@@ -65,13 +72,23 @@ pub struct FrameEncoder {
 
 impl FrameEncoder {
     /// `level: None` stores every frame raw (`--no-gzip`); `Some(l)` uses zstd level `l`.
+    ///
+    /// zstd allocates its working memory with the C `malloc` on the first compression, which
+    /// must not happen while the program's threads are frozen (one may hold malloc's lock). So
+    /// the context is warmed up here with a full-size frame: later frames of up to 4 MiB reuse
+    /// that memory. Create encoders before freezing.
     pub fn new(level: Option<i32>) -> Result<Self> {
         let compressor = match level {
             None => None,
-            Some(l) => Some(
-                zstd::bulk::Compressor::new(l)
-                    .map_err(ImageError::io("creating the zstd compressor"))?,
-            ),
+            Some(l) => {
+                let mut c = zstd::bulk::Compressor::new(l)
+                    .map_err(ImageError::io("creating the zstd compressor"))?;
+                let zeros = vec![0u8; MAX_FRAME_RAW];
+                let mut out = Vec::with_capacity(Self::out_capacity(MAX_FRAME_RAW));
+                c.compress_to_buffer(&zeros[..], &mut out)
+                    .map_err(ImageError::io("warming up the zstd compressor"))?;
+                Some(c)
+            }
         };
         Ok(FrameEncoder { compressor })
     }

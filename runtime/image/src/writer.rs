@@ -133,10 +133,7 @@ impl<W: Write> ImageWriter<W> {
         };
         out.put(&prelude.encode())?;
         out.put(&hbytes)?;
-        let mut scratch = EncodedFrame::new();
-        scratch
-            .data
-            .reserve_exact(FrameEncoder::out_capacity(opts.frame_size));
+        let scratch = EncodedFrame::with_capacity(opts.frame_size);
         Ok(ImageWriter {
             data_offset: out.pos,
             out,
