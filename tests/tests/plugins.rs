@@ -2,6 +2,7 @@
 //! the documented order, the services and their refusals, the Rust crate's example plugin,
 //! the C program API examples and the Python module.
 
+use dmtcp_tests::engine_support::{checkpoint_and_kill, images, restart, wait_lines};
 use dmtcp_tests::{Cmd, Env, Output, wait_for};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -37,11 +38,12 @@ fn cc(env: &Env, src: &str, out: &str, shared: bool, extra: &[&str]) -> PathBuf 
     if shared {
         cmd = cmd.args(["-shared", "-fPIC"]);
     }
+    // Libraries (-l) must follow the source.
     let o = cmd
-        .args(extra)
         .arg("-o")
         .arg(&exe)
         .arg(repo().join(src))
+        .args(extra)
         .capture_in(env.dir.harness())
         .run(Duration::from_secs(60));
     assert_eq!(
@@ -440,4 +442,319 @@ fn count_images(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// Lines of an event log without pid/tid: "A PRESUSPEND gen=1".
+fn event_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} {}", f[0], f[1], f[4])
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoint_events_sections_and_restart_reach_plugins_in_order() {
+    let env = Env::new("plugin_ckpt_events");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let (a, b) = (event_log_plugin(&env, "A"), event_log_plugin(&env, "B"));
+    let rust = env.tools.path("libdmtcp_example_rust_plugin.so");
+    let prog = env.program("ckpt_counter");
+    let (log, rlog) = (env.dir.join("events.log"), env.dir.join("rust.log"));
+    let cmd = env
+        .launch_joined(port, ["--with-plugin", &path_list(&[&a, &b, &rust])])
+        .arg(&prog)
+        .env("DMTCP_EVENT_LOG", &log)
+        .env("DMTCP_EXAMPLE_LOG", &rlog);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 3);
+    ok(&env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]));
+    wait_lines(&env, &mut run, "tick", 6);
+    checkpoint_and_kill(&env, port, run);
+
+    let got = event_lines(&log);
+    let want = seq("A INIT gen=0, B INIT gen=0, \
+         A PRESUSPEND gen=1, B PRESUSPEND gen=1, A PRECHECKPOINT gen=1, B PRECHECKPOINT gen=1, \
+         B RESUME gen=1, A RESUME gen=1, B THREAD_RESUME gen=0, A THREAD_RESUME gen=0, \
+         A PRESUSPEND gen=2, B PRESUSPEND gen=2, A PRECHECKPOINT gen=2, B PRECHECKPOINT gen=2");
+    assert_eq!(got, want, "{}", env.diagnostics());
+    assert_eq!(
+        std::fs::read_to_string(&rlog).unwrap(),
+        "rust INIT member=1 gen=0\n\
+         rust PRESUSPEND member=1 gen=1\nrust PRECHECKPOINT member=1 gen=1\n\
+         rust RESUME member=1 gen=1 saved=1\n\
+         rust PRESUSPEND member=1 gen=2\nrust PRECHECKPOINT member=1 gen=2\n"
+    );
+
+    let imgs = images(env.dir.path(), "ckpt_counter");
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let inspect = env.run(&env.tool("dmtcp_inspect").arg(&imgs[0]), LONG);
+    ok(&inspect);
+    assert!(
+        inspect.stdout_str().contains("plugin:rust-example"),
+        "the image holds the plugin's section: {}",
+        inspect.describe()
+    );
+
+    let mut r = restart(&env, port, &imgs[0]);
+    wait_lines(&env, &mut r, "tick", 3);
+    let after = event_lines(&log);
+    assert_eq!(
+        after[want.len()..],
+        seq("B RESTART gen=2, A RESTART gen=2, B THREAD_RESUME gen=0, A THREAD_RESUME gen=0"),
+        "{}",
+        env.diagnostics()
+    );
+    let rust_after = std::fs::read_to_string(&rlog).unwrap();
+    assert!(
+        rust_after.ends_with("rust RESTART member=1 gen=2 saved=2\n"),
+        "the section saved at generation 2 is loaded after restart: {rust_after}"
+    );
+}
+
+/// Runs `dmtcp_restart` on `image` to the end (for programs that finish after a restart).
+fn restart_to_end(env: &Env, port: u16, image: &Path) -> Output {
+    let cmd = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .arg(image);
+    env.run(&cmd, LONG)
+}
+
+#[test]
+fn c_program_checkpoints_itself_and_checks_its_state_after_restart() {
+    let env = Env::new("plugin_c_selfckpt");
+    let coord = env.coordinator(&[]);
+    let prog = cc(
+        &env,
+        "examples/plugins/c-api/selfckpt.c",
+        "selfckpt",
+        false,
+        &[],
+    );
+    // Without the runtime the weak symbols answer "not present" and the program still works.
+    let plain = env.run(&env.cmd(&prog), LONG);
+    ok(&plain);
+    assert_eq!(
+        plain.stdout_str(),
+        "phase1 14999950000\noutcome none\nstate ok\ndone 15000249999\n"
+    );
+    let out = env.run(&env.launch_joined(coord.port, [&prog]), LONG);
+    ok(&out);
+    assert_eq!(
+        out.stdout_str(),
+        "phase1 14999950000\noutcome checkpoint\nstate ok\ndone 15000249999\n"
+    );
+    let imgs = images(env.dir.path(), "selfckpt");
+    assert_eq!(imgs.len(), 1, "{imgs:?}\n{}", env.diagnostics());
+    let again = restart_to_end(&env, coord.port, &imgs[0]);
+    ok(&again);
+    assert_eq!(
+        again.stdout_str(),
+        "outcome restart\nstate ok\ndone 15000249999\n",
+        "{}",
+        again.describe()
+    );
+}
+
+#[test]
+fn python_program_checkpoints_itself_and_checks_its_state_after_restart() {
+    let env = Env::new("plugin_py_selfckpt");
+    let coord = env.coordinator(&[]);
+    let dir = python_dir(&env);
+    let script = dir.join("selfckpt.py");
+    let cmd = env
+        .launch_joined(coord.port, ["/usr/bin/python3"])
+        .arg(&script)
+        .env("PYTHONPATH", &dir);
+    let out = env.run(&cmd, LONG);
+    ok(&out);
+    let lines: Vec<String> = out.stdout_str().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{}", out.describe());
+    assert!(
+        lines[0].starts_with("outcome checkpoint state-ok "),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(lines[1], "generation 1 checkpoints 1 restarts 0");
+    assert_eq!(lines[2], "done 333283340000");
+    let imgs = images(env.dir.path(), "python3");
+    assert_eq!(imgs.len(), 1, "{imgs:?}\n{}", env.diagnostics());
+    let again = restart_to_end(&env, coord.port, &imgs[0]);
+    ok(&again);
+    let digest = lines[0].rsplit(' ').next().unwrap();
+    assert_eq!(
+        again.stdout_str(),
+        format!(
+            "outcome restart state-ok {digest}\ngeneration 1 checkpoints 0 restarts 1\ndone 333283340000\n"
+        ),
+        "{}",
+        again.describe()
+    );
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A PostgreSQL server of the test user on a private socket directory (no TCP).
+struct Postgres {
+    conninfo: String,
+}
+
+impl Postgres {
+    #[track_caller]
+    fn start(env: &Env) -> Postgres {
+        assert!(
+            Path::new(PG_BIN).join("initdb").exists(),
+            "PostgreSQL 15 server binaries not found in {PG_BIN}: install Debian's `postgresql` \
+             package (tests/run.sh does)"
+        );
+        let data = env.dir.join("pgdata");
+        let sock = env.dir.join("pgsock");
+        std::fs::create_dir(&sock).unwrap();
+        let _ = std::os::unix::fs::chown(&sock, Some(env.user.uid), Some(env.user.gid));
+        let init = env.run(
+            &env.cmd(Path::new(PG_BIN).join("initdb"))
+                .args(["--auth=trust", "--no-sync", "-D"])
+                .arg(&data),
+            Duration::from_secs(120),
+        );
+        ok(&init);
+        let port = 20000 + std::process::id() % 20000;
+        let opts = format!(
+            "-k {} -p {port} -c listen_addresses= -c fsync=off",
+            sock.display()
+        );
+        let start = env.run(
+            &env.cmd(Path::new(PG_BIN).join("pg_ctl"))
+                .args(["-w", "-t", "60", "-o", &opts, "-l"])
+                .arg(env.dir.join("pg.log"))
+                .arg("-D")
+                .arg(&data)
+                .arg("start"),
+            Duration::from_secs(90),
+        );
+        ok(&start);
+        Postgres {
+            conninfo: format!("host={} port={port} dbname=postgres", sock.display()),
+        }
+    }
+
+    /// `psql -c query` as the test user; returns the unaligned, tuples-only output.
+    fn query(&self, env: &Env, q: &str) -> String {
+        let out = env.run(
+            &env.cmd("/usr/bin/psql")
+                .args(["-X", "-At", "-d", &self.conninfo, "-c", q]),
+            LONG,
+        );
+        ok(&out);
+        out.stdout_str().trim().to_string()
+    }
+}
+
+fn pg_prog(env: &Env) -> (PathBuf, PathBuf) {
+    let plugin = cc(
+        env,
+        "examples/plugins/postgres/pg_reconnect.c",
+        "libpg_reconnect.so",
+        true,
+        &["-I/usr/include/postgresql", "-ldl"],
+    );
+    let prog = cc(
+        env,
+        "examples/plugins/postgres/pg_rows.c",
+        "pg_rows",
+        false,
+        &["-I/usr/include/postgresql", "-lpq"],
+    );
+    (plugin, prog)
+}
+
+#[test]
+fn postgres_connection_is_closed_at_checkpoint_and_reopened_after_resume() {
+    let env = Env::new("plugin_pg_resume");
+    let pg = Postgres::start(&env);
+    let coord = env.coordinator(&[]);
+    let (plugin, prog) = pg_prog(&env);
+    let log = env.dir.join("pg-plugin.log");
+    let cmd = env
+        .launch_joined(coord.port, ["--with-plugin"])
+        .arg(&plugin)
+        .arg(&prog)
+        .args([pg.conninfo.as_str(), "30", "15"])
+        .env("PG_RECONNECT_LOG", &log);
+    let out = env.run(&cmd, LONG);
+    ok(&out);
+    let lines: Vec<String> = out.stdout_str().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 4, "{}", out.describe());
+    assert_eq!(lines[1], "outcome checkpoint");
+    assert_ne!(
+        lines[0], lines[2],
+        "a new server backend after the checkpoint: {lines:?}"
+    );
+    assert_eq!(lines[3], "rows 30 sum 465 ok");
+    let plog = std::fs::read_to_string(&log).unwrap();
+    let events: Vec<&str> = plog.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(events, ["disconnected", "resume", "reconnected"], "{plog}");
+    assert_eq!(
+        pg.query(&env, "SELECT count(*), sum(i) FROM rows"),
+        "30|465"
+    );
+}
+
+#[test]
+fn postgres_rows_committed_before_the_checkpoint_survive_and_the_restart_goes_on() {
+    let env = Env::new("plugin_pg_restart");
+    let pg = Postgres::start(&env);
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let (plugin, prog) = pg_prog(&env);
+    // pg_rows prints nothing per row: count rows on the server to know it is under way.
+    let cmd = env
+        .launch_joined(port, ["--with-plugin"])
+        .arg(&plugin)
+        .arg(&prog)
+        .args([pg.conninfo.as_str(), "80", "0", "50"]);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers_of(port, 1, &mut run);
+    wait_for(
+        "10 rows",
+        LONG,
+        || {
+            let n: i64 = pg
+                .query(&env, "SELECT count(*) FROM rows")
+                .parse()
+                .unwrap_or(0);
+            (n >= 10).then_some(())
+        },
+        || env.diagnostics(),
+    );
+    checkpoint_and_kill(&env, port, run);
+    let at_ckpt: i64 = pg.query(&env, "SELECT count(*) FROM rows").parse().unwrap();
+    assert!(
+        (10..80).contains(&at_ckpt),
+        "{at_ckpt} rows at the checkpoint"
+    );
+    assert_eq!(
+        pg.query(&env, "SELECT count(*) = max(i) FROM rows"),
+        "t",
+        "rows 1..n, no gap"
+    );
+    let imgs = images(env.dir.path(), "pg_rows");
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let again = restart_to_end(&env, port, &imgs[0]);
+    ok(&again);
+    assert!(
+        again.stdout_str().ends_with("rows 80 sum 3240 ok\n"),
+        "the restarted program reconnected and inserted the rest exactly once: {}",
+        again.describe()
+    );
+    assert_eq!(
+        pg.query(&env, "SELECT count(*), sum(i) FROM rows"),
+        "80|3240"
+    );
 }

@@ -9,7 +9,9 @@
 //! Load it with `dmtcp_launch --with-plugin libdmtcp_example_rust_plugin.so prog`.
 
 use dmtcp_plugin::{Event, EventData, Level, dmtcp_plugin, kvdb, log, protect_fd, section};
+use std::ffi::CString;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
 
 const SECTION: &str = "rust-example";
@@ -43,11 +45,13 @@ fn line(event: Event, data: &EventData, saved: Option<u32>) {
     unsafe { libc::write(fd, buf.as_ptr().cast(), n) };
 }
 
+/// The log's path, read once at `Init`.
+static LOG_PATH: OnceLock<CString> = OnceLock::new();
+
+/// Opens the log (at `Init`, and again at `Restart`: the runtime leaves protected fds alone,
+/// so it does not recreate them in the restarted process).
 fn open_log() {
-    let Some(path) = std::env::var_os("DMTCP_EXAMPLE_LOG") else {
-        return;
-    };
-    let Ok(path) = std::ffi::CString::new(path.into_encoded_bytes()) else {
+    let Some(path) = LOG_PATH.get() else {
         return;
     };
     // SAFETY: open with a valid path; the fd is ours (and protected below).
@@ -81,6 +85,11 @@ fn load_count() -> Option<u32> {
 fn hook(event: Event, data: &EventData) {
     match event {
         Event::Init => {
+            if let Some(p) = std::env::var_os("DMTCP_EXAMPLE_LOG")
+                && let Ok(p) = CString::new(p.into_encoded_bytes())
+            {
+                let _ = LOG_PATH.set(p);
+            }
             open_log();
             match kvdb::incr("rust-example", b"members", 1) {
                 Ok(n) => MEMBER.store(n, Ordering::Relaxed),
@@ -101,7 +110,11 @@ fn hook(event: Event, data: &EventData) {
             }
             line(event, data, None);
         }
-        Event::Resume | Event::Restart => line(event, data, load_count()),
+        Event::Resume => line(event, data, load_count()),
+        Event::Restart => {
+            open_log();
+            line(event, data, load_count());
+        }
         Event::ThreadResume | Event::ThreadStart | Event::ThreadExit => {}
         _ => line(event, data, None),
     }
