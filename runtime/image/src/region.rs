@@ -145,6 +145,42 @@ pub struct FileRef {
     pub mtime_ns: i64,
 }
 
+impl FileRef {
+    /// Records `path`'s current identity (inode, size, mtime).
+    pub fn from_path(path: &str) -> std::io::Result<FileRef> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileRef {
+            path: path.to_string(),
+            inode: m.ino(),
+            size: m.size(),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+        })
+    }
+
+    /// Whether the file still is the one recorded; `Err` says what changed, for a restart
+    /// error such as "/usr/lib/x.so changed since the checkpoint (size 10 -> 12)".
+    pub fn check_unchanged(&self) -> Result<(), String> {
+        let now = FileRef::from_path(&self.path).map_err(|e| format!("{}: {e}", self.path))?;
+        let what = if now.inode != self.inode {
+            format!("inode {} -> {}", self.inode, now.inode)
+        } else if now.size != self.size {
+            format!("size {} -> {}", self.size, now.size)
+        } else if now.mtime_ns != self.mtime_ns {
+            "modification time differs".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(format!(
+            "{} changed since the checkpoint ({what})",
+            self.path
+        ))
+    }
+}
+
 /// How a region's content is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Storage {
@@ -192,6 +228,24 @@ mod tests {
         assert_eq!(Prot::from_maps("r-xp"), Prot(Prot::READ | Prot::EXEC));
         assert_eq!(Prot::from_maps("rw-s").to_string(), "rw-");
         assert_eq!(Prot::from_maps("---p").to_string(), "---");
+    }
+
+    #[test]
+    fn file_refs_notice_changes() {
+        let p = std::env::temp_dir().join(format!("dmtcp-fileref-{}", std::process::id()));
+        let ps = p.to_str().unwrap();
+        std::fs::write(&p, b"hello").unwrap();
+        let r = FileRef::from_path(ps).unwrap();
+        assert_eq!(r.size, 5);
+        assert_eq!(r.check_unchanged(), Ok(()));
+        std::fs::write(&p, b"hello world").unwrap();
+        let e = r.check_unchanged().unwrap_err();
+        assert!(
+            e.ends_with("changed since the checkpoint (size 5 -> 11)"),
+            "{e}"
+        );
+        std::fs::remove_file(&p).unwrap();
+        assert!(r.check_unchanged().unwrap_err().contains("No such file"));
     }
 
     #[test]
