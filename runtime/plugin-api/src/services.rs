@@ -64,67 +64,56 @@ pub enum Level {
 type Str = *const c_char;
 type Buf = *const c_void;
 
-struct Table {
-    global_barrier: unsafe extern "C" fn(Str) -> c_int,
-    local_barrier: unsafe extern "C" fn(Str) -> c_int,
-    kvdb_set: unsafe extern "C" fn(Str, Buf, size_t, Buf, size_t) -> c_int,
-    kvdb_get: unsafe extern "C" fn(Str, Buf, size_t, *mut c_void, size_t) -> ssize_t,
-    kvdb_incr: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
-    kvdb_min: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
-    kvdb_max: unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int,
-    plugin_save: unsafe extern "C" fn(Str, Buf, size_t) -> c_int,
-    plugin_load: unsafe extern "C" fn(Str, *mut c_void, size_t) -> ssize_t,
-    vid_register: unsafe extern "C" fn(Str, i64) -> i64,
-    vid_to_real: unsafe extern "C" fn(Str, i64) -> i64,
-    vid_to_virtual: unsafe extern "C" fn(Str, i64) -> i64,
-    vid_update: unsafe extern "C" fn(Str, i64, i64) -> c_int,
-    vid_unregister: unsafe extern "C" fn(Str, i64) -> c_int,
-    protect_fd: unsafe extern "C" fn(c_int) -> c_int,
-    unprotect_fd: unsafe extern "C" fn(c_int) -> c_int,
-    is_protected_fd: unsafe extern "C" fn(c_int) -> c_int,
-    log: unsafe extern "C" fn(c_int, Str),
-}
-
 fn lookup(name: &std::ffi::CStr) -> Option<*mut c_void> {
     // SAFETY: dlsym over the global scope with a NUL-terminated name.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     (!p.is_null()).then_some(p)
 }
 
-macro_rules! resolve {
-    ($($field:ident = $sym:literal),* $(,)?) => {{
-        // SAFETY: each symbol is defined by libdmtcp.so with the C signature of its field
-        // (include/dmtcp.h); a missing one makes the whole table absent.
-        (|| unsafe { Some(Table { $($field: core::mem::transmute::<*mut c_void, _>(lookup($sym)?)),* }) })()
-    }};
+/// Declares the table of service functions and its resolver from one list.
+macro_rules! services_table {
+    ($($field:ident = $sym:literal: $ty:ty),* $(,)?) => {
+        struct Table {
+            $($field: $ty),*
+        }
+
+        fn resolve() -> Option<Table> {
+            // SAFETY: each symbol is defined by libdmtcp.so with the C signature of its field
+            // (include/dmtcp.h); a missing one makes the whole table absent.
+            unsafe {
+                Some(Table { $($field: core::mem::transmute::<*mut c_void, $ty>(lookup($sym)?)),* })
+            }
+        }
+    };
+}
+
+type NumFn = unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int;
+
+services_table! {
+    global_barrier = c"dmtcp_global_barrier": unsafe extern "C" fn(Str) -> c_int,
+    local_barrier = c"dmtcp_local_barrier": unsafe extern "C" fn(Str) -> c_int,
+    kvdb_set = c"dmtcp_kvdb_set": unsafe extern "C" fn(Str, Buf, size_t, Buf, size_t) -> c_int,
+    kvdb_get = c"dmtcp_kvdb_get":
+        unsafe extern "C" fn(Str, Buf, size_t, *mut c_void, size_t) -> ssize_t,
+    kvdb_incr = c"dmtcp_kvdb_incr": NumFn,
+    kvdb_min = c"dmtcp_kvdb_min": NumFn,
+    kvdb_max = c"dmtcp_kvdb_max": NumFn,
+    plugin_save = c"dmtcp_plugin_save": unsafe extern "C" fn(Str, Buf, size_t) -> c_int,
+    plugin_load = c"dmtcp_plugin_load": unsafe extern "C" fn(Str, *mut c_void, size_t) -> ssize_t,
+    vid_register = c"dmtcp_vid_register": unsafe extern "C" fn(Str, i64) -> i64,
+    vid_to_real = c"dmtcp_vid_to_real": unsafe extern "C" fn(Str, i64) -> i64,
+    vid_to_virtual = c"dmtcp_vid_to_virtual": unsafe extern "C" fn(Str, i64) -> i64,
+    vid_update = c"dmtcp_vid_update": unsafe extern "C" fn(Str, i64, i64) -> c_int,
+    vid_unregister = c"dmtcp_vid_unregister": unsafe extern "C" fn(Str, i64) -> c_int,
+    protect_fd = c"dmtcp_protect_fd": unsafe extern "C" fn(c_int) -> c_int,
+    unprotect_fd = c"dmtcp_unprotect_fd": unsafe extern "C" fn(c_int) -> c_int,
+    is_protected_fd = c"dmtcp_is_protected_fd": unsafe extern "C" fn(c_int) -> c_int,
+    log = c"dmtcp_log": unsafe extern "C" fn(c_int, Str),
 }
 
 fn table() -> Option<&'static Table> {
     static TABLE: OnceLock<Option<Table>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            resolve!(
-                global_barrier = c"dmtcp_global_barrier",
-                local_barrier = c"dmtcp_local_barrier",
-                kvdb_set = c"dmtcp_kvdb_set",
-                kvdb_get = c"dmtcp_kvdb_get",
-                kvdb_incr = c"dmtcp_kvdb_incr",
-                kvdb_min = c"dmtcp_kvdb_min",
-                kvdb_max = c"dmtcp_kvdb_max",
-                plugin_save = c"dmtcp_plugin_save",
-                plugin_load = c"dmtcp_plugin_load",
-                vid_register = c"dmtcp_vid_register",
-                vid_to_real = c"dmtcp_vid_to_real",
-                vid_to_virtual = c"dmtcp_vid_to_virtual",
-                vid_update = c"dmtcp_vid_update",
-                vid_unregister = c"dmtcp_vid_unregister",
-                protect_fd = c"dmtcp_protect_fd",
-                unprotect_fd = c"dmtcp_unprotect_fd",
-                is_protected_fd = c"dmtcp_is_protected_fd",
-                log = c"dmtcp_log",
-            )
-        })
-        .as_ref()
+    TABLE.get_or_init(resolve).as_ref()
 }
 
 fn services() -> Result<&'static Table, Error> {
@@ -217,8 +206,6 @@ pub mod kvdb {
             }
         }
     }
-
-    type NumFn = unsafe extern "C" fn(Str, Buf, size_t, i64, *mut i64) -> c_int;
 
     fn numeric(pick: fn(&Table) -> NumFn, db: &str, key: &[u8], v: i64) -> Result<i64, Error> {
         let t = services()?;
