@@ -758,3 +758,81 @@ fn postgres_rows_committed_before_the_checkpoint_survive_and_the_restart_goes_on
         "80|3240"
     );
 }
+
+/// "tick <n> id <id> v0 <a> v1 <b>" lines: (n, id, a, b).
+fn sem_ticks(out: &str) -> Vec<(u64, i64, i64, i64)> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 8 && f[0] == "tick").then(|| {
+                let n = |i: usize| f[i].parse::<i64>().unwrap();
+                (n(1) as u64, n(3), n(5), n(7))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn virtual_semaphore_id_survives_a_new_real_id_at_restart() {
+    let env = Env::new("plugin_sem_vid");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let plugin = cc(
+        &env,
+        "examples/plugins/vid-semaphore/sem_vid.c",
+        "libsem_vid.so",
+        true,
+        &["-ldl"],
+    );
+    let prog = cc(
+        &env,
+        "examples/plugins/vid-semaphore/sem_counter.c",
+        "sem_counter",
+        false,
+        &[],
+    );
+    let mut run = env.spawn(
+        &env.launch_joined(port, ["--with-plugin"])
+            .arg(&plugin)
+            .arg(&prog),
+    );
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 5);
+    let before = sem_ticks(&checkpoint_and_kill(&env, port, run));
+    let (last, id, _, _) = *before.last().unwrap();
+    assert!(
+        before
+            .iter()
+            .all(|t| t.1 == id && t.2 == 5 && t.3 == t.0 as i64),
+        "{before:?}"
+    );
+    // The old set disappears, as after a reboot; the restarted program must not notice.
+    ok(&env.run(&env.cmd("ipcrm").args(["-s", &id.to_string()]), LONG));
+
+    let imgs = images(env.dir.path(), "sem_counter");
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let mut r = restart(&env, port, &imgs[0]);
+    wait_lines(&env, &mut r, "tick", 5);
+    let err = r.stderr_so_far();
+    let new_real: i64 = err
+        .lines()
+        .find_map(|l| l.split(&format!("sem-vid: virtual {id} -> real ")).nth(1))
+        .unwrap_or_else(|| panic!("no recreation line: {err}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let after = sem_ticks(&checkpoint_and_kill(&env, port, r));
+    let _ = env.run(&env.cmd("ipcrm").args(["-s", &new_real.to_string()]), LONG);
+    assert_ne!(new_real, id, "the kernel gave the set a new id");
+    assert_eq!(
+        after.first().map(|t| t.0),
+        Some(last + 1),
+        "continues: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|t| t.1 == id && t.2 == 5 && t.3 == t.0 as i64),
+        "same virtual id, restored values, working semop after restart: {after:?}"
+    );
+}
