@@ -25,4 +25,4 @@ pub use header::{Header, ProcessIdentity, RseqLayout, Section};
 pub use reader::{Image, Piece, VerifyStats, read_header};
 pub use region::{FileRef, Prot, Region, RegionFlags, RegionId, RegionMeta, Run, Storage};
 pub use source::{SeekSource, Source};
-pub use writer::{ImageWriter, WriteStats, WriterOptions};
+pub use writer::{ImageWriter, WriteStats, WriterBuffers, WriterOptions};

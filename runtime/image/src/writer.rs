@@ -31,6 +31,38 @@ impl Default for WriterOptions {
     }
 }
 
+/// The writer's reusable memory: the zstd context (warmed up), the frame buffer and the output
+/// buffer. Create it before the program is frozen (it calls C `malloc` through zstd) and pass
+/// it to [`ImageWriter::with_buffers`]; [`ImageWriter::finish_keep_buffers`] hands it back for
+/// the next checkpoint.
+pub struct WriterBuffers {
+    opts: WriterOptions,
+    encoder: FrameEncoder,
+    pending: Vec<u8>,
+    scratch: EncodedFrame,
+}
+
+impl WriterBuffers {
+    pub fn new(opts: WriterOptions) -> Result<Self> {
+        if opts.frame_size < 4096 || opts.frame_size > MAX_FRAME_RAW {
+            return Err(ImageError::Misuse(format!(
+                "frame size {} is outside 4096..={MAX_FRAME_RAW}",
+                opts.frame_size
+            )));
+        }
+        Ok(WriterBuffers {
+            opts,
+            encoder: FrameEncoder::new(opts.level)?,
+            pending: Vec::with_capacity(opts.frame_size),
+            scratch: EncodedFrame::with_capacity(opts.frame_size),
+        })
+    }
+
+    pub fn options(&self) -> WriterOptions {
+        self.opts
+    }
+}
+
 /// What [`ImageWriter::finish`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriteStats {
@@ -92,6 +124,7 @@ pub struct ImageWriter<W: Write> {
     locate_cursor: usize,
     pending: Vec<u8>,
     frame_size: usize,
+    opts: WriterOptions,
     encoder: FrameEncoder,
     scratch: EncodedFrame,
     stored_bytes: u64,
@@ -99,18 +132,18 @@ pub struct ImageWriter<W: Write> {
 }
 
 impl<W: Write> ImageWriter<W> {
-    /// Writes magic, version and `header`, and prepares buffers and the compression context.
+    /// Writes magic, version and `header`, and prepares buffers and the compression context
+    /// (see [`WriterBuffers`] to prepare those ahead of time).
     pub fn new(w: W, header: &Header, opts: WriterOptions) -> Result<Self> {
+        Self::with_buffers(w, header, WriterBuffers::new(opts)?)
+    }
+
+    /// Like [`new`](Self::new) with buffers prepared earlier: allocates only the header bytes.
+    pub fn with_buffers(w: W, header: &Header, mut bufs: WriterBuffers) -> Result<Self> {
         let ps = header.page_size;
         if !ps.is_power_of_two() || ps < 4096 {
             return Err(ImageError::Misuse(format!(
                 "page size {ps} is not a power of two >= 4096"
-            )));
-        }
-        if opts.frame_size < 4096 || opts.frame_size > MAX_FRAME_RAW {
-            return Err(ImageError::Misuse(format!(
-                "frame size {} is outside 4096..={MAX_FRAME_RAW}",
-                opts.frame_size
             )));
         }
         let hbytes = postcard::to_stdvec(header)
@@ -133,7 +166,7 @@ impl<W: Write> ImageWriter<W> {
         };
         out.put(&prelude.encode())?;
         out.put(&hbytes)?;
-        let scratch = EncodedFrame::with_capacity(opts.frame_size);
+        bufs.pending.clear();
         Ok(ImageWriter {
             data_offset: out.pos,
             out,
@@ -146,10 +179,11 @@ impl<W: Write> ImageWriter<W> {
             declared: 0,
             framed: 0,
             locate_cursor: 0,
-            pending: Vec::with_capacity(opts.frame_size),
-            frame_size: opts.frame_size,
-            encoder: FrameEncoder::new(opts.level)?,
-            scratch,
+            pending: bufs.pending,
+            frame_size: bufs.opts.frame_size,
+            opts: bufs.opts,
+            encoder: bufs.encoder,
+            scratch: bufs.scratch,
             stored_bytes: 0,
         })
     }
@@ -331,7 +365,12 @@ impl<W: Write> ImageWriter<W> {
     }
 
     /// Writes the region table, the frame index and the trailer; returns the sink and stats.
-    pub fn finish(mut self) -> Result<(W, WriteStats)> {
+    pub fn finish(self) -> Result<(W, WriteStats)> {
+        self.finish_keep_buffers().map(|(w, stats, _)| (w, stats))
+    }
+
+    /// Like [`finish`](Self::finish), also handing back the buffers for the next image.
+    pub fn finish_keep_buffers(mut self) -> Result<(W, WriteStats, WriterBuffers)> {
         self.flush_pending()?;
         if self.framed != self.declared {
             return Err(ImageError::Misuse(format!(
@@ -398,6 +437,12 @@ impl<W: Write> ImageWriter<W> {
             file_xxh3: self.out.hasher.digest(),
         };
         tracing::debug!(?stats, "image written");
-        Ok((self.out.inner, stats))
+        let bufs = WriterBuffers {
+            opts: self.opts,
+            encoder: self.encoder,
+            pending: self.pending,
+            scratch: self.scratch,
+        };
+        Ok((self.out.inner, stats, bufs))
     }
 }

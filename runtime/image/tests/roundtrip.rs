@@ -354,3 +354,42 @@ fn parallel_decode_matches_sequential_and_reports_damage() {
     });
     assert!(e.is_err());
 }
+
+#[test]
+fn buffers_prepared_ahead_serve_several_images() {
+    let bufs = WriterBuffers::new(WriterOptions {
+        level: Some(1),
+        frame_size: 8192,
+    })
+    .unwrap();
+    let a = Spec {
+        meta: meta(0x10000, 5, "a"),
+        runs: vec![(0, bytes(5 * 4096 - 7, 1, 1))],
+    };
+    let b = Spec {
+        meta: meta(0x90000, 3, "b"),
+        runs: vec![(4096, bytes(2 * 4096, 2, 2))],
+    };
+    let mut bufs = Some(bufs);
+    for spec in [&a, &b, &a] {
+        let mut w = ImageWriter::with_buffers(Vec::new(), &header(), bufs.take().unwrap()).unwrap();
+        let id = w.add_region(spec.meta.clone()).unwrap();
+        for (off, data) in &spec.runs {
+            w.write_data(id, *off, data).unwrap();
+        }
+        let (img, stats, back) = w.finish_keep_buffers().unwrap();
+        assert_eq!(
+            stats.raw_bytes,
+            spec.runs.iter().map(|r| r.1.len() as u64).sum::<u64>()
+        );
+        check_image(&img, std::slice::from_ref(spec));
+        bufs = Some(back);
+    }
+    assert!(
+        WriterBuffers::new(WriterOptions {
+            level: None,
+            frame_size: 100
+        })
+        .is_err()
+    );
+}
