@@ -24,6 +24,9 @@ struct Cli {
     /// Also decode every frame (and checksum every image of a generation).
     #[arg(long)]
     verify: bool,
+    /// Write the raw bytes of header section NAME of an image to stdout (for debugging).
+    #[arg(long, value_name = "NAME", conflicts_with = "json")]
+    dump_section: Option<String>,
 }
 
 fn open(path: &Path, verify: bool) -> Result<Summary, String> {
@@ -69,9 +72,30 @@ fn run(cli: &Cli) -> Result<String, String> {
     Ok(out.trim_end().to_string())
 }
 
+fn dump_section(path: &Path, name: &str) -> Result<(), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = dmtcp_image::read_header(&f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = header.section(name).ok_or_else(|| {
+        let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
+        format!(
+            "{}: no section {name:?} (sections: {})",
+            path.display(),
+            names.join(", ")
+        )
+    })?;
+    let _ = std::io::stdout().lock().write_all(data);
+    Ok(())
+}
+
 fn main() {
     init_logging(false);
     let cli = Cli::parse();
+    if let Some(name) = &cli.dump_section {
+        if let Err(msg) = dump_section(&cli.path, name) {
+            die(1, msg);
+        }
+        return;
+    }
     match run(&cli) {
         Ok(text) => {
             // A closed pipe (`| head`) is not an error worth a message.
