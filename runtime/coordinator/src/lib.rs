@@ -12,6 +12,7 @@ pub mod framing;
 pub mod handshake;
 pub mod kv;
 pub mod listen;
+pub mod outbox;
 pub mod procnet;
 pub mod restart_script;
 pub mod server;

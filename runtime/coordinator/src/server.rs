@@ -10,6 +10,7 @@ use crate::computation::{
 };
 use crate::framing::{read_frame, write_frame};
 use crate::handshake::{self, HELLO_TIMEOUT};
+use crate::outbox::{Frame, Outbox};
 use dmtcp_protocol::auth::{self, SecretError};
 use dmtcp_protocol::frame::{self, FrameError};
 use dmtcp_protocol::registry::{self, CoordinatorEntry};
@@ -24,14 +25,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
-
-/// One encoded frame, shared between all the peers it is broadcast to.
-type Frame = Arc<[u8]>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -51,7 +49,7 @@ enum Event {
         joining: Joining,
         observed_addr: String,
         proof: [u8; 32],
-        tx: mpsc::UnboundedSender<Frame>,
+        out: Outbox,
     },
     Msg {
         conn: ConnId,
@@ -320,14 +318,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<
         Role::Worker(h) => Joining::Worker(h),
         Role::Restart(h) => Joining::Restart(h),
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(writer(wr, rx, ctx.flush_guard.clone()));
+    let (out, writer) = Outbox::new(wr, ctx.flush_guard.clone());
+    tokio::spawn(writer);
     let join = Event::Join {
         conn,
         joining,
         observed_addr: observed(peer, ctx.routable),
         proof,
-        tx,
+        out,
     };
     if ctx.events.send(join).await.is_err() {
         return; // Shutting down.
@@ -401,33 +399,10 @@ async fn command(
     }
 }
 
-/// Drains a peer's outgoing frames into its socket, batching what is queued into one flush.
-async fn writer(
-    wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
-    _guard: mpsc::Sender<()>,
-) {
-    let mut w = BufWriter::with_capacity(16 << 10, wr);
-    while let Some(f) = rx.recv().await {
-        if w.write_all(&f).await.is_err() {
-            return;
-        }
-        while let Ok(f) = rx.try_recv() {
-            if w.write_all(&f).await.is_err() {
-                return;
-            }
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
-}
-
 /// The state of the central task: the computation and the way to reach each client.
 struct Central {
     comp: Computation,
-    peers: HashMap<ConnId, mpsc::UnboundedSender<Frame>>,
+    peers: HashMap<ConnId, Outbox>,
     commands: HashMap<CmdId, oneshot::Sender<CommandReply>>,
     next_cmd: CmdId,
 }
@@ -440,7 +415,7 @@ impl Central {
                 joining,
                 observed_addr,
                 proof,
-                tx,
+                out,
             } => {
                 match self.comp.join(conn, joining, observed_addr, Now::real()) {
                     Ok(a) => {
@@ -448,12 +423,12 @@ impl Central {
                             proof,
                             assignment: Some(a),
                         };
-                        let _ = tx.send(frame::encode(&HelloReply::Welcome(w)).into());
-                        self.peers.insert(conn, tx);
+                        out.send(frame::encode(&HelloReply::Welcome(w)).into());
+                        self.peers.insert(conn, out);
                     }
                     Err(r) => {
                         warn!(peer = conn, reason = ?r.reason, "refused: {}", r.message);
-                        let _ = tx.send(frame::encode(&HelloReply::Rejected(r)).into());
+                        out.send(frame::encode(&HelloReply::Rejected(r)).into());
                     }
                 }
                 Vec::new()
@@ -477,15 +452,15 @@ impl Central {
         for action in actions {
             match action {
                 Action::Send(conn, msg) => {
-                    if let Some(tx) = self.peers.get(&conn) {
-                        let _ = tx.send(frame::encode(&msg).into());
+                    if let Some(out) = self.peers.get(&conn) {
+                        out.send(frame::encode(&msg).into());
                     }
                 }
                 Action::Broadcast(to, msg) => {
                     let f: Frame = frame::encode(&msg).into();
                     for conn in to {
-                        if let Some(tx) = self.peers.get(&conn) {
-                            let _ = tx.send(f.clone());
+                        if let Some(out) = self.peers.get(&conn) {
+                            out.send(f.clone());
                         }
                     }
                 }
