@@ -158,6 +158,8 @@ pub struct Computation {
     generation: u32,
     coord_timestamp_ns: u64,
     peers: BTreeMap<ConnId, Peer>,
+    /// How many peers are in state RUNNING (kept so checks stay O(1) with 10,000 peers).
+    running_peers: usize,
     next_k: i32,
     barrier: Option<String>,
     arrived: usize,
@@ -186,6 +188,7 @@ impl Computation {
             generation: 0,
             coord_timestamp_ns: now.wall_ns,
             peers: BTreeMap::new(),
+            running_peers: 0,
             next_k: 0,
             barrier: None,
             arrived: 0,
@@ -221,7 +224,7 @@ impl Computation {
     pub fn running(&self) -> bool {
         !self.peers.is_empty()
             && self.phase == Phase::Live
-            && self.peers.values().all(|p| p.state == WorkerState::Running)
+            && self.running_peers == self.peers.len()
     }
 
     fn arm_timer(&mut self, now: Instant) {
@@ -278,6 +281,9 @@ impl Computation {
             peers = self.peers.len() + 1,
             "process joined"
         );
+        if peer.state == WorkerState::Running {
+            self.running_peers += 1;
+        }
         self.peers.insert(conn, peer);
         self.ever_joined = true;
         Ok(assignment)
@@ -415,6 +421,9 @@ impl Computation {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
+        if peer.state == WorkerState::Running {
+            self.running_peers -= 1;
+        }
         if peer.barrier.is_some() {
             self.arrived -= 1;
         }
@@ -479,7 +488,11 @@ impl Computation {
             }
             WorkerMsg::State(state) => {
                 if let Some(p) = self.peers.get_mut(&conn) {
+                    let was = p.state == WorkerState::Running;
+                    let is = state == WorkerState::Running;
                     p.state = state;
+                    // Adding before subtracting keeps the unsigned count from underflowing.
+                    self.running_peers = self.running_peers + usize::from(is) - usize::from(was);
                 }
                 self.check_restart_complete(now);
             }
@@ -586,7 +599,7 @@ impl Computation {
     fn check_restart_complete(&mut self, now: Now) {
         if let Phase::Restarting { expected } = self.phase
             && self.peers.len() >= expected as usize
-            && self.peers.values().all(|p| p.state == WorkerState::Running)
+            && self.running_peers == self.peers.len()
         {
             self.phase = Phase::Live;
             self.arm_timer(now.at);
@@ -623,10 +636,11 @@ impl Computation {
                 ),
             ));
         }
-        if let Some(p) = self
-            .peers
-            .values()
-            .find(|p| p.state != WorkerState::Running)
+        if self.running_peers < self.peers.len()
+            && let Some(p) = self
+                .peers
+                .values()
+                .find(|p| p.state != WorkerState::Running)
         {
             return Err((
                 CommandStatus::NotRunning,

@@ -503,3 +503,24 @@ fn leaving_removes_the_peer_and_a_new_computation_starts_fresh() {
     assert_ne!(Some(a.comp_id), first);
     assert_eq!(a.virtual_pid, 40000);
 }
+
+#[test]
+fn running_follows_every_state_change() {
+    let (mut c, now) = with_workers(CompConfig::default(), 3);
+    let state = |c: &mut Computation, conn, s| {
+        c.message(conn, WorkerMsg::State(s), now);
+    };
+    state(&mut c, 1, WorkerState::Suspended);
+    state(&mut c, 1, WorkerState::Checkpointed);
+    assert!(!c.running());
+    state(&mut c, 1, WorkerState::Running);
+    state(&mut c, 1, WorkerState::Running);
+    assert!(c.running(), "a repeated RUNNING does not count twice");
+    state(&mut c, 2, WorkerState::PreSuspend);
+    assert!(!c.running());
+    // The one peer that was not running leaves: the rest all run.
+    c.disconnect(2, now);
+    assert!(c.running());
+    let r = reply_of(&c.command(1, Command::Checkpoint(CkptMode::Async), now), 1).unwrap();
+    assert_eq!(r.status, CommandStatus::Success);
+}
