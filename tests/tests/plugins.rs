@@ -836,3 +836,54 @@ fn virtual_semaphore_id_survives_a_new_real_id_at_restart() {
         "same virtual id, restored values, working semop after restart: {after:?}"
     );
 }
+
+#[test]
+fn barriers_order_publish_and_query_across_processes() {
+    let env = Env::new("plugin_barriers");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let plugin = cc(
+        &env,
+        "tests/programs/plugin_barrier.c",
+        "libbarrier.so",
+        true,
+        &[],
+    );
+    let prog = env.program("ckpt_counter");
+    let outfile = env.dir.join("barrier.out");
+    let script = format!("{0} & {0} & wait", prog.display());
+    let cmd = env
+        .launch_joined(port, ["--with-plugin"])
+        .arg(&plugin)
+        .args(["sh", "-c", &script])
+        .env("PLUGIN_BARRIER_OUT", &outfile);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers_of(port, 3, &mut run);
+    ok(&env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]));
+    let text = std::fs::read_to_string(&outfile).unwrap();
+    let mut by_event: BTreeMap<&str, Vec<(i32, &str, i64)>> = BTreeMap::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        by_event.entry(f[1]).or_default().push((
+            f[2].parse().unwrap(),
+            f[0],
+            f[3].parse().unwrap(),
+        ));
+    }
+    let pids: std::collections::BTreeSet<&str> =
+        text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(pids.len(), 3, "sh and its two programs: {text}");
+    let max_pid: i64 = pids
+        .iter()
+        .map(|p| p.parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    for (event, want) in [("count", 3), ("maxpid", max_pid), ("resume", 0)] {
+        let got = &by_event[event];
+        assert_eq!(got.len(), 3, "{event}: {text}");
+        assert!(
+            got.iter().all(|(rc, _, v)| *rc == 0 && *v == want),
+            "{event}: every process sees {want} after the barrier: {text}"
+        );
+    }
+}
