@@ -860,7 +860,16 @@ fn barriers_order_publish_and_query_across_processes() {
     let mut run = env.spawn(&cmd);
     env.wait_peers_of(port, 3, &mut run);
     ok(&env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]));
-    let text = std::fs::read_to_string(&outfile).unwrap();
+    // -bc returns once the images are written; RESUME hooks run right after.
+    let text = wait_for(
+        "three RESUME lines",
+        LONG,
+        || {
+            let t = std::fs::read_to_string(&outfile).unwrap_or_default();
+            (t.matches(" resume ").count() == 3).then_some(t)
+        },
+        || env.diagnostics(),
+    );
     let mut by_event: BTreeMap<&str, Vec<(i32, &str, i64)>> = BTreeMap::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
