@@ -1,0 +1,44 @@
+//! File descriptors: what to save for each kind and how to recreate it at the same number.
+//!
+//! Each kind has a module in [`kinds`] with a serializable `State`, a `save` that runs while
+//! the program is frozen and a `restore` that recreates the object in a fresh process at the
+//! same fd number, keeping close-on-exec. [`save_all`] lists and saves every fd
+//! (`/proc/self/fd`, `/proc/self/fdinfo`), [`restore_all`] brings back a whole [`FdTable`] in an
+//! order that respects dependencies (pipes as pairs, pty slaves after masters, epoll
+//! registrations last, dups by `dup3`). See docs/fds.md.
+
+pub mod classify;
+pub mod error;
+pub mod fdinfo;
+pub mod install;
+pub mod kinds;
+pub mod scan;
+mod sys;
+pub mod table;
+
+pub use classify::{Class, classify};
+pub use error::{FdError, Result};
+pub use install::{OrphanPipeEnd, RestoreOptions, RestoreReport};
+pub use kinds::inotify::{forget_fd as forget_inotify_fd, note_watch};
+pub use scan::{FdDesc, PROTECTED_FDS, describe, list_fds, scan};
+pub use table::{FdEntry, FdObject, FdTable, restore_all, save_all, save_fds};
+
+/// Options of the save side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveOptions {
+    /// Save the contents of every open regular file (`--ckpt-open-files`); deleted files are
+    /// always saved.
+    pub save_contents: bool,
+    /// Directories searched (a few levels deep) for inotify watches whose path was not noted;
+    /// empty = the current directory.
+    pub inotify_search_roots: Vec<String>,
+}
+
+#[doc(hidden)]
+pub mod testing {
+    //! Creating objects of unsupported kinds, for tests only.
+    pub use crate::sys::testonly::*;
+}
+
+#[cfg(test)]
+mod tests;

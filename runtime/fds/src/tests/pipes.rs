@@ -1,0 +1,159 @@
+//! Pipes (both ends here, or one end only) and FIFOs.
+
+use super::*;
+use crate::FdObject;
+use crate::check_eq;
+use crate::kinds::pipe::Peer;
+
+#[test]
+fn saving_a_pipe_loses_no_data() {
+    in_child("pipe-save", || {
+        pipe_at(3, 4);
+        sys::write(4, b"in flight").unwrap();
+        let table = save_fds(&test_fds(), &SaveOptions::default()).map_err(|e| e.to_string())?;
+        let Some(FdObject::Pipe(p)) = table.get(3).map(|e| &e.object) else {
+            return Err("fd 3 not a pipe".into());
+        };
+        check_eq!(p.data, b"in flight".to_vec(), "drained data");
+        check_eq!(
+            read_n(3, 100)?,
+            b"in flight".to_vec(),
+            "still readable by the program"
+        );
+        check_eq!(
+            status_flags(3) & libc::O_NONBLOCK,
+            0,
+            "blocking mode left alone"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn pipe_with_both_ends_comes_back_as_a_real_pipe_with_data_and_capacity() {
+    in_child("pipe", || {
+        pipe_at(10, 11);
+        sys::fcntl(10, libc::F_SETPIPE_SZ, 131072).unwrap();
+        sys::fcntl(10, libc::F_SETFL, libc::O_NONBLOCK).unwrap();
+        sys::fcntl(11, libc::F_SETFD, libc::FD_CLOEXEC).unwrap();
+        let payload: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let mut done = 0;
+        while done < payload.len() {
+            done += sys::write(11, &payload[done..]).unwrap();
+        }
+        let (table, report) = roundtrip()?;
+        let Some(FdObject::Pipe(p)) = table.get(11).map(|e| &e.object) else {
+            return Err("fd 11 not a pipe".into());
+        };
+        check_eq!(p.peer, Peer::InProcess, "peer");
+        check_eq!(report.orphan_pipe_ends.len(), 0, "no orphans");
+        check_eq!(
+            sys::fstat(10).unwrap().st_mode & libc::S_IFMT,
+            libc::S_IFIFO,
+            "a real pipe"
+        );
+        check_eq!(link(10), link(11), "one pipe");
+        check_eq!(
+            sys::fcntl(10, libc::F_GETPIPE_SZ, 0).unwrap(),
+            131072,
+            "capacity"
+        );
+        check_eq!(
+            status_flags(10) & libc::O_NONBLOCK,
+            libc::O_NONBLOCK,
+            "read end nonblock"
+        );
+        check_eq!(status_flags(11) & libc::O_NONBLOCK, 0, "write end blocking");
+        check_eq!((cloexec(10), cloexec(11)), (false, true), "cloexec");
+        let mut got = Vec::new();
+        while let Ok(chunk) = read_n(10, 65536) {
+            if chunk.is_empty() {
+                break;
+            }
+            got.extend(chunk);
+        }
+        check_eq!(got.len(), payload.len(), "refilled length");
+        check_eq!(got == payload, true, "refilled bytes");
+        sys::write(11, b"new").unwrap();
+        check_eq!(read_n(10, 10)?, b"new".to_vec(), "ends connected");
+        Ok(())
+    });
+}
+
+#[test]
+fn pipe_with_other_end_elsewhere_is_restored_with_an_orphan_end() {
+    in_child("pipe-orphan", || {
+        pipe_at(5, 6);
+        sys::write(6, b"queued").unwrap();
+        // The write end now lives "in another process" only: keep it out of the saved set.
+        let keep = sys::dup_above(6, 600).unwrap();
+        close(6).unwrap();
+        let fds: Vec<RawFd> = test_fds().into_iter().filter(|&fd| fd < 600).collect();
+        let table = save_fds(&fds, &SaveOptions::default()).map_err(|e| e.to_string())?;
+        drop(keep);
+        let Some(FdObject::Pipe(p)) = table.get(5).map(|e| &e.object) else {
+            return Err("fd 5 not a pipe".into());
+        };
+        check_eq!(p.peer, Peer::External, "peer");
+        let inode = p.inode;
+        close(5).unwrap();
+        let mut report =
+            restore_all(&table, &RestoreOptions::default()).map_err(|e| e.to_string())?;
+        check_eq!(report.orphan_pipe_ends.len(), 1, "one orphan end");
+        let orphan = report.orphan_pipe_ends.pop().unwrap();
+        check_eq!(
+            (orphan.inode, orphan.write_end),
+            (inode, true),
+            "orphan identity"
+        );
+        check_eq!(read_n(5, 100)?, b"queued".to_vec(), "data refilled");
+        sys::write(orphan.fd.as_raw_fd(), b"more").unwrap();
+        check_eq!(
+            read_n(5, 100)?,
+            b"more".to_vec(),
+            "orphan end feeds the restored end"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn fifo_is_reopened_by_path_and_refilled() {
+    in_child("fifo", || {
+        let dir = temp_dir("fifo");
+        let path = format!("{dir}/fifo");
+        crate::sys::testonly::mkfifo(&path).unwrap();
+        place(
+            sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0).unwrap(),
+            5,
+        );
+        place(sys::open(&path, libc::O_WRONLY, 0).unwrap(), 6);
+        sys::write(6, b"xyz").unwrap();
+        let (table, _) = roundtrip()?;
+        check_eq!(
+            matches!(table.get(5).unwrap().object, FdObject::Fifo(_)),
+            true,
+            "kind"
+        );
+        check_eq!((link(5), link(6)), (path.clone(), path.clone()), "paths");
+        check_eq!(
+            status_flags(5) & libc::O_ACCMODE,
+            libc::O_RDONLY,
+            "reader mode"
+        );
+        check_eq!(
+            status_flags(5) & libc::O_NONBLOCK,
+            libc::O_NONBLOCK,
+            "reader nonblock"
+        );
+        check_eq!(
+            status_flags(6) & (libc::O_ACCMODE | libc::O_NONBLOCK),
+            libc::O_WRONLY,
+            "writer flags"
+        );
+        check_eq!(read_n(5, 10)?, b"xyz".to_vec(), "refilled");
+        sys::write(6, b"!").unwrap();
+        check_eq!(read_n(5, 10)?, b"!".to_vec(), "connected");
+        Ok(())
+    });
+}
