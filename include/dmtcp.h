@@ -115,7 +115,8 @@ const DmtcpPluginDescriptor_t *dmtcp_plugin_descriptor(void);
 #define DMTCP_DECL_PLUGIN(NAME, DESCRIPTION, HOOK)                                  \
   static const DmtcpPluginDescriptor_t dmtcp_plugin_descriptor_value_ = {           \
       DMTCP_PLUGIN_API_VERSION, (NAME), (DESCRIPTION), (HOOK)};                     \
-  const DmtcpPluginDescriptor_t *dmtcp_plugin_descriptor(void) {                    \
+  __attribute__((visibility("default"))) const DmtcpPluginDescriptor_t *          \
+  dmtcp_plugin_descriptor(void) {                                                   \
     return &dmtcp_plugin_descriptor_value_;                                         \
   }
 
