@@ -73,7 +73,8 @@ struct Ctx {
     routable: Option<IpAddr>,
     events: mpsc::Sender<Event>,
     /// Held by tasks that write to clients; the shutdown waits for them to finish.
-    flush_guard: mpsc::Sender<()>,
+    /// Weak, so idle connections do not hold the shutdown up; upgraded by writers.
+    flush_guard: mpsc::WeakSender<()>,
 }
 
 /// A coordinator ready to serve: secret stored, registered, socket listening.
@@ -184,7 +185,7 @@ impl Server {
             owner_uid: auth::my_uid(),
             routable: routable_ip(),
             events: events_tx,
-            flush_guard,
+            flush_guard: flush_guard.downgrade(),
         });
         let accept = tokio::spawn(accept_loop(listener, ctx.clone()));
         let console = self
@@ -202,6 +203,7 @@ impl Server {
             c.abort();
         }
         // Queued frames (a quit's reply, kills) go out before the process ends.
+        drop(flush_guard);
         let _ = tokio::time::timeout(Duration::from_secs(2), flushed.recv()).await;
         Ok(reason)
     }
@@ -318,7 +320,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<
         Role::Worker(h) => Joining::Worker(h),
         Role::Restart(h) => Joining::Restart(h),
     };
-    let (out, writer) = Outbox::new(wr, ctx.flush_guard.clone());
+    let (out, writer) = Outbox::new(wr, ctx.flush_guard.upgrade());
     tokio::spawn(writer);
     let join = Event::Join {
         conn,
@@ -362,7 +364,7 @@ async fn command(
     proof: [u8; 32],
     ctx: &Ctx,
 ) {
-    let _guard = ctx.flush_guard.clone();
+    let _guard = ctx.flush_guard.upgrade();
     if write_frame(
         &mut wr,
         &HelloReply::Welcome(Welcome {
