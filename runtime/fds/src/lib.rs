@@ -34,11 +34,5 @@ pub struct SaveOptions {
     pub inotify_search_roots: Vec<String>,
 }
 
-#[doc(hidden)]
-pub mod testing {
-    //! Creating objects of unsupported kinds, for tests only.
-    pub use crate::sys::testonly::*;
-}
-
 #[cfg(test)]
 mod tests;

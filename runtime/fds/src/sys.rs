@@ -350,7 +350,8 @@ pub fn ptsname(fd: RawFd) -> io::Result<String> {
     Ok(s.to_string_lossy().into_owned())
 }
 
-/// Raw syscalls used only to create unsupported kinds in tests.
+/// Raw syscalls used only by the tests (forking, creating unsupported kinds, ...).
+#[cfg(test)]
 pub mod testonly {
     use super::*;
 

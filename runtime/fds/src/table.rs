@@ -316,3 +316,73 @@ pub fn restore_all(table: &FdTable, opts: &RestoreOptions) -> Result<RestoreRepo
     }
     Ok(ctx.report)
 }
+
+/// One line per entry, for `dmtcp_inspect` and logs.
+impl std::fmt::Display for FdEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ce = if self.cloexec { " cloexec" } else { "" };
+        write!(f, "fd {}{ce}: ", self.fd)?;
+        match &self.object {
+            FdObject::Dup { of } => write!(f, "dup of fd {of}"),
+            FdObject::File(s) => {
+                let del = if s.deleted { " (deleted)" } else { "" };
+                let saved = s
+                    .contents
+                    .as_ref()
+                    .map(|c| format!(", {} bytes saved", c.len()));
+                write!(
+                    f,
+                    "file {}{del}, flags {:#o}, offset {}{}",
+                    s.path,
+                    s.flags,
+                    s.offset,
+                    saved.unwrap_or_default()
+                )
+            }
+            FdObject::Dir(s) => write!(f, "directory {}, position {}", s.path, s.offset),
+            FdObject::Device(s) => write!(f, "device {}, flags {:#o}", s.path, s.flags),
+            FdObject::PathOnly(s) => write!(f, "O_PATH {}", s.path),
+            FdObject::Pipe(s) => write!(
+                f,
+                "pipe {} {} end, {:?} peer, capacity {}, {} bytes in flight",
+                s.inode,
+                if s.write_end { "write" } else { "read" },
+                s.peer,
+                s.capacity,
+                s.data.len()
+            ),
+            FdObject::Fifo(s) => write!(f, "FIFO {}, {} bytes in flight", s.path, s.data.len()),
+            FdObject::EventFd(s) => {
+                write!(
+                    f,
+                    "eventfd count {}{}",
+                    s.count,
+                    if s.semaphore { " semaphore" } else { "" }
+                )
+            }
+            FdObject::TimerFd(s) => write!(
+                f,
+                "timerfd clock {}, remaining {}.{:09}s, interval {}.{:09}s, {} ticks",
+                s.clockid, s.remaining.0, s.remaining.1, s.interval.0, s.interval.1, s.ticks
+            ),
+            FdObject::SignalFd(s) => write!(f, "signalfd mask {:#x}", s.mask),
+            FdObject::Epoll(s) => {
+                let t: Vec<String> = s.targets.iter().map(|t| t.fd.to_string()).collect();
+                write!(f, "epoll watching fds [{}]", t.join(", "))
+            }
+            FdObject::Inotify(s) => write!(f, "inotify with {} watches", s.watches.len()),
+            FdObject::Memfd(s) => write!(
+                f,
+                "memfd {:?}, size {}, seals {:#x}",
+                s.name, s.size, s.seals
+            ),
+            FdObject::PtyMaster(s) => write!(f, "pty master (was pts {})", s.index),
+            FdObject::PtySlave(s) => write!(f, "pty slave {}", s.path),
+            FdObject::Socket(s) => write!(
+                f,
+                "socket {} (domain {}, type {}), restored by the socket layer",
+                s.inode, s.domain, s.kind
+            ),
+        }
+    }
+}

@@ -324,3 +324,41 @@ fn memfd_keeps_name_contents_size_seals_and_sharing() {
         Ok(())
     });
 }
+
+#[test]
+fn inotify_watch_on_a_renamed_file_is_found_in_its_directory() {
+    in_child("inotify-renamed", || {
+        let dir = temp_dir("inotify-renamed");
+        let (old, new) = (format!("{dir}/old"), format!("{dir}/new"));
+        std::fs::write(&old, b"").unwrap();
+        let fd = place(sys::inotify_init1(libc::IN_NONBLOCK).unwrap(), 4);
+        let wd = sys::inotify_add_watch(fd, &old, libc::IN_MODIFY).unwrap();
+        note_watch(fd, wd, &old);
+        std::fs::rename(&old, &new).unwrap();
+        let mut buf = vec![0u8; 4096];
+        while sys::read(fd, &mut buf).is_ok() {}
+        // Search roots that do not contain the file: only the noted name's directory does.
+        let save = SaveOptions {
+            inotify_search_roots: vec!["/nonexistent".into()],
+            ..Default::default()
+        };
+        let (table, report) = roundtrip_with(&save, &RestoreOptions::default(), || Ok(()))?;
+        let Some(crate::FdObject::Inotify(s)) = table.get(4).map(|e| &e.object) else {
+            return Err("fd 4 not inotify".into());
+        };
+        check_eq!(
+            s.watches[0].path.as_deref(),
+            Some(new.as_str()),
+            "resolved path"
+        );
+        check_eq!(report.warnings, Vec::<String>::new(), "warnings");
+        std::fs::write(&new, b"x").unwrap();
+        let ev = read_n(fd, 4096)?;
+        check_eq!(
+            i32::from_ne_bytes(ev[0..4].try_into().unwrap()),
+            wd,
+            "event on the renamed file"
+        );
+        Ok(())
+    });
+}

@@ -63,7 +63,23 @@ fn sockets_are_recognised_and_left_to_the_socket_layer() {
         place(a, 5);
         place(b, 6);
         sys::dup3(5, 8, 0).unwrap();
+        let ep = place(sys::epoll_create1(0).unwrap(), 9);
+        sys::epoll_add(ep, 6, libc::EPOLLIN as u32, 66).unwrap();
         let (table, report) = roundtrip()?;
+        check_eq!(
+            report.deferred_epoll.len(),
+            1,
+            "socket registration handed back"
+        );
+        check_eq!(
+            (
+                report.deferred_epoll[0].0,
+                report.deferred_epoll[0].1.fd,
+                report.deferred_epoll[0].1.data
+            ),
+            (9, 6, 66),
+            "deferred registration"
+        );
         let Some(FdObject::Socket(s)) = table.get(5).map(|e| &e.object) else {
             return Err("fd 5 not a socket".into());
         };
@@ -75,7 +91,7 @@ fn sockets_are_recognised_and_left_to_the_socket_layer() {
         let mut sockets = report.sockets.clone();
         sockets.sort();
         check_eq!(sockets, vec![5, 6, 8], "reported sockets (with the dup)");
-        check_eq!(test_fds(), Vec::<RawFd>::new(), "nothing created for them");
+        check_eq!(test_fds(), vec![9], "nothing but the epoll created");
         Ok(())
     });
 }
@@ -116,6 +132,8 @@ fn terminal_stdio_without_its_master_is_inherited() {
     };
     let report = restore_all(&table, &RestoreOptions::default()).unwrap();
     assert_eq!(report.inherited, vec![0, 1]);
+    assert_eq!(table.entries[0].to_string(), "fd 0: pty slave /dev/pts/77");
+    assert_eq!(table.entries[1].to_string(), "fd 1: dup of fd 0");
 }
 
 #[test]
