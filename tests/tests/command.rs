@@ -226,9 +226,19 @@ fn registry_finds_the_only_coordinator_of_the_user() {
         coord.log()
     );
     assert_eq!(st.coordinator_port, coord.port);
-    // A second coordinator makes the choice ambiguous: no guessing.
+    // A second coordinator makes the choice ambiguous: no guessing, but the error names both.
     let second = env.coordinator(&[]);
     let out = env.command(["-s"]);
     assert_eq!(out.code(), Some(2), "{}", out.describe());
+    out.assert_one_line_error();
+    if out.stderr_str().starts_with("Coordinator not found") {
+        for p in [coord.port, second.port] {
+            assert!(
+                out.stderr_str().contains(&p.to_string()),
+                "{}",
+                out.describe()
+            );
+        }
+    }
     drop(second);
 }

@@ -310,6 +310,8 @@ struct Target {
     port_given: bool,
     /// The host is this machine, so the per-user registry of coordinators applies.
     local: bool,
+    /// Our coordinators on other ports when the choice was ambiguous (named in the error).
+    others: Vec<u16>,
 }
 
 fn resolve_target(
@@ -358,6 +360,7 @@ fn resolve_target(
         port_text,
         port_given,
         local,
+        others: Vec::new(),
     })
 }
 
@@ -382,15 +385,7 @@ fn send(target: &mut Target, request: Request) -> Result<CommandReply, ClientErr
         .filter(|e| e.port != target.port)
         .collect();
     let [entry] = mine.as_slice() else {
-        if mine.len() > 1 {
-            tracing::warn!(
-                "several coordinators of yours run here (ports {}); pick one with -p",
-                mine.iter()
-                    .map(|e| e.port.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        target.others = mine.iter().map(|e| e.port).collect();
         return first;
     };
     tracing::debug!(port = entry.port, "using the registered coordinator");
@@ -581,6 +576,13 @@ fn failure_text(outcome: Outcome, target: &Target, reply: Option<&CommandReply>)
     match outcome {
         Outcome::NotFound if target.port_given => {
             "Coordinator not found. Please check port and host.".into()
+        }
+        Outcome::NotFound if !target.others.is_empty() => {
+            let ports: Vec<String> = target.others.iter().map(u16::to_string).collect();
+            format!(
+                "Coordinator not found. Try specifying port with '--port' (yours on this host: {}).",
+                ports.join(", ")
+            )
         }
         Outcome::NotFound => "Coordinator not found. Try specifying port with '--port'.".into(),
         Outcome::NotRunning => "Error, computation not in running state.  Either a checkpoint is \
