@@ -17,9 +17,10 @@ pub struct RestoreOptions {
     pub truncate_grown_files: bool,
     /// A write-only file that is missing at restore is re-created empty instead of failing.
     pub recreate_missing_write_only: bool,
-    /// Terminal fds 0, 1 and 2 whose terminal is not part of the table are left as the restart
-    /// command inherited them (DMTCP's behaviour) instead of reopening the old terminal.
-    pub inherit_terminal_stdio: bool,
+    /// Fds 0, 1 and 2 that lead outside the computation (a terminal not in the table, a pipe
+    /// whose other end was in another process) are left as the restart command has them, as
+    /// DMTCP does, instead of reopening the old terminal or creating a pipe nobody reads.
+    pub inherit_stdio: bool,
 }
 
 impl Default for RestoreOptions {
@@ -28,7 +29,7 @@ impl Default for RestoreOptions {
             allow_file_overwrite: false,
             truncate_grown_files: true,
             recreate_missing_write_only: true,
-            inherit_terminal_stdio: true,
+            inherit_stdio: true,
         }
     }
 }
@@ -49,7 +50,8 @@ pub struct OrphanPipeEnd {
 pub struct RestoreReport {
     /// One line each: files that changed, watches dropped, ticks that could not be set...
     pub warnings: Vec<String>,
-    /// Fds left as they were (terminal stdio inherited from the restart command).
+    /// Fds left as they were (stdio inherited from the restart command, and dups of those
+    /// the restoring process did not have open).
     pub inherited: Vec<RawFd>,
     /// Socket fds (and their dups): recognised, restored by the socket layer.
     pub sockets: Vec<RawFd>,

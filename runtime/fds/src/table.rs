@@ -193,19 +193,18 @@ enum Skip {
 }
 
 fn skip_reason(e: &FdEntry, table: &FdTable, opts: &RestoreOptions) -> Option<Skip> {
-    let terminal_stdio = opts.inherit_terminal_stdio && (0..=2).contains(&e.fd);
+    let stdio = opts.inherit_stdio && (0..=2).contains(&e.fd);
     match &e.object {
         FdObject::Socket(_) => Some(Skip::Socket),
-        FdObject::PtySlave(s) if terminal_stdio => {
+        FdObject::Pipe(p) if stdio && p.peer == pipe::Peer::External => Some(Skip::Inherited),
+        FdObject::PtySlave(s) if stdio => {
             let master_here = table
                 .entries
                 .iter()
                 .any(|m| matches!(&m.object, FdObject::PtyMaster(ms) if ms.index == s.index));
             (!master_here).then_some(Skip::Inherited)
         }
-        FdObject::Device(d) if terminal_stdio && is_terminal_device(&d.path) => {
-            Some(Skip::Inherited)
-        }
+        FdObject::Device(d) if stdio && is_terminal_device(&d.path) => Some(Skip::Inherited),
         _ => None,
     }
 }
@@ -296,13 +295,13 @@ pub fn restore_all(table: &FdTable, opts: &RestoreOptions) -> Result<RestoreRepo
         let FdObject::Dup { of } = e.object else {
             continue;
         };
-        if skipped.contains(&of) {
-            // The socket layer (or the inheriting restart) owns the original; it dups too.
-            if ctx.report.sockets.contains(&of) {
-                ctx.report.sockets.push(e.fd);
-            } else {
-                ctx.report.inherited.push(e.fd);
-            }
+        if ctx.report.sockets.contains(&of) {
+            // The socket layer owns the original and makes its dups too.
+            ctx.report.sockets.push(e.fd);
+            continue;
+        }
+        if skipped.contains(&of) && !sys::is_open(of) {
+            ctx.report.inherited.push(e.fd);
             continue;
         }
         let flags = if e.cloexec { libc::O_CLOEXEC } else { 0 };

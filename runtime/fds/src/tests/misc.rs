@@ -111,29 +111,91 @@ fn scan_skips_the_protected_range() {
 }
 
 #[test]
+fn stdio_leading_outside_is_inherited_and_its_dups_are_made_from_it() {
+    in_child("stdio", || {
+        // Stdin: a pipe whose write end is elsewhere; stdout: a file; both dup'd above.
+        pipe_at(0, 50);
+        let dir = temp_dir("stdio");
+        let out = format!("{dir}/out");
+        place(
+            sys::open(&out, libc::O_WRONLY | libc::O_CREAT, 0o600).unwrap(),
+            1,
+        );
+        sys::write(1, b"12345").unwrap();
+        sys::dup3(0, 7, 0).unwrap();
+        sys::dup3(1, 8, 0).unwrap();
+        let table = save_fds(&[0, 1, 7, 8], &SaveOptions::default()).map_err(|e| e.to_string())?;
+        close(50).unwrap();
+        for fd in [0, 1, 7, 8] {
+            close(fd).unwrap();
+        }
+        // The restart command's own stdin.
+        place(sys::open("/dev/null", libc::O_RDONLY, 0).unwrap(), 0);
+        let report = restore_all(&table, &RestoreOptions::default()).map_err(|e| e.to_string())?;
+        check_eq!(report.inherited, vec![0], "inherited");
+        check_eq!(
+            report.orphan_pipe_ends.len(),
+            0,
+            "no pipe created for stdin"
+        );
+        check_eq!(link(0), "/dev/null".to_string(), "stdin kept");
+        check_eq!(
+            link(7),
+            "/dev/null".to_string(),
+            "dup of stdin made from the inherited one"
+        );
+        check_eq!(link(1), out.clone(), "stdout file restored");
+        check_eq!(
+            sys::same_file_description(1, 8).unwrap(),
+            Some(true),
+            "stdout dup"
+        );
+        check_eq!(
+            sys::lseek(8, 0, libc::SEEK_CUR).unwrap(),
+            5,
+            "stdout offset"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn terminal_stdio_without_its_master_is_inherited() {
-    let table = FdTable {
-        entries: vec![
-            FdEntry {
-                fd: 0,
-                cloexec: false,
-                object: FdObject::PtySlave(SlaveState {
-                    index: 77,
-                    path: "/dev/pts/77".into(),
-                    flags: 2,
-                }),
-            },
-            FdEntry {
-                fd: 1,
-                cloexec: false,
-                object: FdObject::Dup { of: 0 },
-            },
-        ],
-    };
-    let report = restore_all(&table, &RestoreOptions::default()).unwrap();
-    assert_eq!(report.inherited, vec![0, 1]);
-    assert_eq!(table.entries[0].to_string(), "fd 0: pty slave /dev/pts/77");
-    assert_eq!(table.entries[1].to_string(), "fd 1: dup of fd 0");
+    in_child("tty-stdio", || {
+        let table = FdTable {
+            entries: vec![
+                FdEntry {
+                    fd: 0,
+                    cloexec: false,
+                    object: FdObject::PtySlave(SlaveState {
+                        index: 77,
+                        path: "/dev/pts/77".into(),
+                        flags: 2,
+                    }),
+                },
+                FdEntry {
+                    fd: 1,
+                    cloexec: false,
+                    object: FdObject::Dup { of: 0 },
+                },
+            ],
+        };
+        close(0).unwrap();
+        let report = restore_all(&table, &RestoreOptions::default()).map_err(|e| e.to_string())?;
+        // Fd 0 is not open in this "restart process", so its dup cannot be made either.
+        check_eq!(report.inherited, vec![0, 1], "inherited");
+        check_eq!(
+            table.entries[0].to_string(),
+            "fd 0: pty slave /dev/pts/77".to_string(),
+            "display"
+        );
+        check_eq!(
+            table.entries[1].to_string(),
+            "fd 1: dup of fd 0".to_string(),
+            "display dup"
+        );
+        Ok(())
+    });
 }
 
 #[test]
