@@ -114,4 +114,77 @@ mod tests {
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
     }
+
+    fn cli(path: &Path, json: bool) -> Cli {
+        Cli {
+            path: path.to_path_buf(),
+            json,
+            verify: true,
+            dump_section: None,
+        }
+    }
+
+    #[test]
+    fn prints_images_and_generations_and_one_line_errors() {
+        use dmtcp_image::manifest::ManifestEntry;
+        use dmtcp_image::*;
+        let dir = std::env::temp_dir().join(format!("dmtcp-inspect-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut h = Header::new();
+        h.process.program = "inspected".into();
+        h.push_section("core.threads", vec![1; 10]);
+        let mut w = ImageWriter::new(Vec::new(), &h, WriterOptions::default()).unwrap();
+        let meta = RegionMeta {
+            start: 0x10000,
+            len: 0x3000,
+            path: "[heap]".into(),
+            ..Default::default()
+        };
+        let id = w.add_region(meta).unwrap();
+        w.write_data(id, 0x1000, &[7u8; 0x1000]).unwrap();
+        let (bytes, stats) = w.finish().unwrap();
+        let img = dir.join("p.dmtcp");
+        std::fs::write(&img, &bytes).unwrap();
+
+        let text = run(&cli(&img, false)).unwrap();
+        assert!(text.contains("process   inspected pid 0"), "{text}");
+        assert!(text.contains("0x10000-0x13000"), "{text}");
+        assert!(text.contains("core.threads"), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&cli(&img, true)).unwrap()).unwrap();
+        assert_eq!(json["totals"]["raw_bytes"], 0x1000);
+
+        Manifest::new(
+            "comp",
+            2,
+            vec![ManifestEntry::from_stats("p.dmtcp", &stats)],
+        )
+        .write_atomic(&dir)
+        .unwrap();
+        let text = run(&cli(&dir, false)).unwrap();
+        assert!(
+            text.starts_with("generation 2 of computation comp (1 images"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&cli(&dir, true)).unwrap()).unwrap();
+        assert_eq!(json["images"][0]["process"]["program"], "inspected");
+
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n / 2] ^= 0xff;
+        std::fs::write(&img, &bad).unwrap();
+        let e = run(&cli(&img, false)).unwrap_err();
+        assert!(!e.contains('\n') && e.contains("corrupt"), "{e}");
+        let e = run(&cli(&dir, false)).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
+        std::fs::write(&img, &bytes[..100]).unwrap();
+        let e = run(&cli(&img, false)).unwrap_err();
+        assert!(
+            e.ends_with("use an older generation") && !e.contains('\n'),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
