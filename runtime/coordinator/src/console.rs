@@ -4,11 +4,12 @@
 
 use dmtcp_protocol::{CkptMode, Command, CommandReply, CommandStatus};
 
-pub const HELP: &str = "\
-Commands: l : list processes       s : status\n\
-          c : checkpoint          bc : checkpoint and wait   kc : checkpoint, then kill\n\
-          i N : set interval       k : kill computation        q : kill and quit\n\
-          ? : this help";
+pub const HELP: &str = concat!(
+    "Commands: l : list processes      s : status\n",
+    "          c : checkpoint         bc : checkpoint and wait   kc : checkpoint, then kill\n",
+    "        i N : set interval        k : kill computation        q : kill and quit\n",
+    "          ? : this help"
+);
 
 /// Parses one typed line; `Err` carries the text to print instead.
 pub fn parse(line: &str) -> Result<Command, String> {

@@ -230,7 +230,6 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
 async fn console(events: mpsc::Sender<Event>) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    println!("Type ? for help.");
     while let Ok(Some(line)) = lines.next_line().await {
         let cmd = match crate::console::parse(&line) {
             Ok(c) => c,

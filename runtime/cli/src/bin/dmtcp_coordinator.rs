@@ -74,19 +74,20 @@ fn main() {
             format!("cannot write port file {}: {e}", path.display()),
         );
     }
+    // DMTCP's interactive keys, when run in a terminal.
+    let console = !settings.daemon && std::io::stdin().is_terminal();
     let line = format!(
-        "dmtcp_coordinator: listening on {host}:{} (coordinator {}, pid {})",
+        "dmtcp_coordinator: listening on {host}:{} (coordinator {}, pid {}){}",
         server.port(),
         server.coord_id(),
-        std::process::id()
+        std::process::id(),
+        if console { "; type ? for commands" } else { "" }
     );
     match readiness {
         Some(r) => r.ready(if settings.quiet { "" } else { &line }),
         None if !settings.quiet => println!("{line}"),
         None => {}
     }
-    // DMTCP's interactive keys, when run in a terminal.
-    let console = !settings.daemon && std::io::stdin().is_terminal();
     if let Err(e) = server.with_console(console).run() {
         die(1, e);
     }
