@@ -10,7 +10,9 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 fail() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
 
 step "building the tools (cargo build --release)"
-cargo build --release --workspace --quiet
+build_log=$(mktemp /tmp/dmtcp-demo-build.XXXXXX)
+cargo build --release --workspace >"$build_log" 2>&1 || { cat "$build_log"; fail "the build failed"; }
+rm -f "$build_log"
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 for t in dmtcp_launch dmtcp_command dmtcp_coordinator libdmtcp.so; do
   [ -e "$bin/$t" ] || fail "$bin/$t is missing after the build"
