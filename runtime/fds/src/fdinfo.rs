@@ -245,6 +245,20 @@ mod tests {
         assert!(FdInfo::parse("tfd: 3 events: zz\n").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "(?s).{0,300}") {
+            let _ = FdInfo::parse(&text);
+        }
+
+        #[test]
+        fn epoll_lines_roundtrip(tfd in 0i32..100_000, events: u32, data: u64, ino: u64, sdev in 0u64..1 << 32) {
+            let line = format!("tfd: {tfd:8} events: {events:8x} data: {data:16x}  pos:0 ino:{ino:x} sdev:{sdev:x}\n");
+            let info = FdInfo::parse(&line).unwrap();
+            proptest::prop_assert_eq!(info.epoll, vec![EpollTarget { tfd, events, data, ino, sdev }]);
+        }
+    }
+
     #[test]
     fn converts_kernel_dev_numbers() {
         // sda1: major 8, minor 1 → kernel 0x800001, stat makedev(8, 1).

@@ -32,6 +32,10 @@ pub struct SaveOptions {
     /// Directories searched (a few levels deep) for inotify watches whose path was not noted;
     /// empty = the current directory.
     pub inotify_search_roots: Vec<String>,
+    /// Inodes of pipes and FIFOs whose data another process saves (the cross-process layer's
+    /// elected leader): their data is neither drained nor saved here, so it is not refilled
+    /// twice at restart.
+    pub skip_drain: Vec<u64>,
 }
 
 #[cfg(test)]

@@ -307,7 +307,7 @@ pub fn getsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> io::Re
 const KCMP_FILE: libc::c_long = 0;
 
 /// Whether two fds of this process share one open file description.
-/// `Ok(None)` when the kernel has no kcmp.
+/// `Ok(None)` when kcmp is unavailable (not built in, or refused by a seccomp or LSM policy).
 pub fn same_file_description(a: RawFd, b: RawFd) -> io::Result<Option<bool>> {
     // SAFETY: kcmp takes only integers; our own pid is always a valid target.
     let pid = unsafe { libc::getpid() } as libc::c_long;
@@ -324,7 +324,14 @@ pub fn same_file_description(a: RawFd, b: RawFd) -> io::Result<Option<bool>> {
     };
     match check_long(r) {
         Ok(v) => Ok(Some(v == 0)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

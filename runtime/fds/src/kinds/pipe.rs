@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{FdError, Result};
 use crate::install::{OrphanPipeEnd, RestoreCtx};
 use crate::scan::FdDesc;
-use crate::sys;
+use crate::{SaveOptions, sys};
 
 /// Where the pipe's other end is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,11 +38,17 @@ pub struct State {
 /// Keys of pipes/FIFOs whose data was already drained during this save.
 pub type Drained = HashSet<(u64, u64)>;
 
-pub fn save(d: &FdDesc, drained: &mut Drained) -> Result<State> {
+/// Whether this fd's pipe data is saved here: from a readable end, once per pipe, and not
+/// when another process was elected to save it.
+fn drains(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> bool {
+    d.readable() && !opts.skip_drain.contains(&d.ino) && drained.insert((d.dev, d.ino))
+}
+
+pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<State> {
     let write_end = d.access_mode() == libc::O_WRONLY;
     let capacity =
         sys::fcntl(d.fd, libc::F_GETPIPE_SZ, 0).map_err(FdError::sys(d.fd, "F_GETPIPE_SZ"))?;
-    let data = if !write_end && drained.insert((d.dev, d.ino)) {
+    let data = if drains(d, drained, opts) {
         drain_refill(d.fd)?
     } else {
         Vec::new()
@@ -206,10 +212,10 @@ pub mod fifo {
         pub data: Vec<u8>,
     }
 
-    pub fn save(d: &FdDesc, drained: &mut Drained) -> Result<State> {
+    pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<State> {
         let capacity =
             sys::fcntl(d.fd, libc::F_GETPIPE_SZ, 0).map_err(FdError::sys(d.fd, "F_GETPIPE_SZ"))?;
-        let data = if d.readable() && drained.insert((d.dev, d.ino)) {
+        let data = if drains(d, drained, opts) {
             drain_refill(d.fd)?
         } else {
             Vec::new()

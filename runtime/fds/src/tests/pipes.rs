@@ -157,3 +157,23 @@ fn fifo_is_reopened_by_path_and_refilled() {
         Ok(())
     });
 }
+
+#[test]
+fn pipe_data_saved_by_another_process_is_not_drained_here() {
+    in_child("pipe-skip", || {
+        pipe_at(3, 4);
+        sys::write(4, b"leader saves this").unwrap();
+        let ino = sys::fstat(3).unwrap().st_ino;
+        let opts = SaveOptions {
+            skip_drain: vec![ino],
+            ..Default::default()
+        };
+        let table = save_fds(&test_fds(), &opts).map_err(|e| e.to_string())?;
+        let Some(FdObject::Pipe(p)) = table.get(3).map(|e| &e.object) else {
+            return Err("fd 3 not a pipe".into());
+        };
+        check_eq!(p.data.len(), 0, "nothing saved");
+        check_eq!(read_n(3, 100)?, b"leader saves this".to_vec(), "untouched");
+        Ok(())
+    });
+}
