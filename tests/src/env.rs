@@ -92,11 +92,17 @@ impl Env {
     /// Starts `dmtcp_coordinator --coord-port 0 --port-file F <extra>` as the test user.
     #[track_caller]
     pub fn coordinator(&self, extra: &[&str]) -> Coordinator {
+        self.coordinator_on_port(0, extra)
+    }
+
+    /// Starts `dmtcp_coordinator --coord-port <port> --port-file F <extra>` as the test user.
+    #[track_caller]
+    pub fn coordinator_on_port(&self, port: u16, extra: &[&str]) -> Coordinator {
         let n = self.seen.borrow().len();
         let port_file = self.dir.join(format!("coordinator-{n}.port"));
         let cmd = self
             .tool("dmtcp_coordinator")
-            .args(["--coord-port", "0", "--port-file"])
+            .args(["--coord-port", &port.to_string(), "--port-file"])
             .arg(&port_file)
             .args(extra);
         Coordinator::started(self.spawn(&cmd), port_file)

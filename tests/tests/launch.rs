@@ -2,7 +2,7 @@
 //! the options that choose a coordinator, and the error paths.
 
 use dmtcp_tests::env::{DefaultPortLock, port_is_free};
-use dmtcp_tests::{Env, QUICK, wait_for};
+use dmtcp_tests::{Env, QUICK, TestUser, wait_for};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -117,6 +117,54 @@ fn embedded_default_coordinator_serves_and_exits_with_the_program() {
         || (!std::path::Path::new(&format!("/proc/{}", coordinators[0])).exists()).then_some(()),
         || env.diagnostics(),
     );
+}
+
+/// Another user's coordinator on 7779 neither captures our program nor hides our coordinator.
+#[test]
+fn default_port_held_by_another_user() {
+    let Some(other) = TestUser::other() else {
+        eprintln!("SKIP: needs root to run as a second user");
+        return;
+    };
+    let _lock = DefaultPortLock::acquire();
+    if !port_is_free(7779) {
+        eprintln!("SKIP: port 7779 is in use on this machine");
+        return;
+    }
+    let intruder = Env::for_user("default_port_theirs", other);
+    let _theirs = intruder.coordinator_on_port(7779, &[]);
+    let env = Env::new("default_port_mine");
+    let waitfile = env.program("waitfile");
+    let mut prog = env.spawn(&env.launch([waitfile.to_str().unwrap(), "stop"]));
+    let st = wait_for(
+        "dmtcp_command -s (no port) to find our own coordinator",
+        LONG,
+        || {
+            if let Some(st) = prog.try_status() {
+                panic!(
+                    "dmtcp_launch exited with {st:?} too early\n{}",
+                    env.diagnostics()
+                );
+            }
+            let st = dmtcp_tests::Status::parse(&env.command(["--json", "-s"]));
+            (st.peers() == 1 && st.is_running()).then_some(st)
+        },
+        || env.diagnostics(),
+    );
+    assert_ne!(st.coordinator_port, 7779);
+    assert!(
+        prog.stderr_so_far()
+            .contains(&st.coordinator_port.to_string()),
+        "the free port must be announced:\n{}",
+        env.diagnostics()
+    );
+    assert_eq!(
+        intruder.status(7779).peers(),
+        0,
+        "our program joined another user's coordinator"
+    );
+    touch(&env, "stop");
+    prog.wait(LONG).assert_code(0);
 }
 
 #[test]
