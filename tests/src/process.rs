@@ -371,3 +371,60 @@ impl Drop for Spawned {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_stderr(err: &str) -> Output {
+        Output {
+            name: "t".into(),
+            status: ExitStatus::from_raw(1 << 8),
+            stdout: Vec::new(),
+            stderr: err.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn one_line_error_accepts_one_line() {
+        with_stderr("dmtcp_launch: no coordinator at 127.0.0.1:1\n").assert_one_line_error();
+    }
+
+    #[test]
+    #[should_panic(expected = "one-line error")]
+    fn one_line_error_rejects_two_lines() {
+        with_stderr("error: x\n\nUsage: y\n").assert_one_line_error();
+    }
+
+    #[test]
+    #[should_panic(expected = "panic output")]
+    fn one_line_error_rejects_a_panic() {
+        with_stderr("thread 'main' panicked at src/main.rs:1:1\n").assert_one_line_error();
+    }
+
+    #[test]
+    fn runs_with_a_clean_environment_and_stdin() {
+        let dir = std::env::temp_dir();
+        let out = Cmd::new("sh")
+            .args(["-c", "cat; echo \"[$FOO][$CARGO]\"; exit 3"])
+            .env("FOO", "bar")
+            .stdin(b"in\n".to_vec())
+            .capture_in(&dir)
+            .run(Duration::from_secs(10));
+        assert_eq!(out.code(), Some(3));
+        assert_eq!(out.stdout_str(), "in\n[bar][]\n");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_group_and_fails() {
+        let dir = std::env::temp_dir();
+        let mut s = Cmd::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .capture_in(&dir)
+            .spawn();
+        assert!(s.wait_timeout(Duration::from_millis(200)).is_none());
+        s.signal_group(libc::SIGKILL);
+        let out = s.wait_timeout(Duration::from_secs(5)).expect("killed");
+        assert_eq!(out.signal(), Some(libc::SIGKILL));
+    }
+}

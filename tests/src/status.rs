@@ -65,3 +65,53 @@ impl Status {
         self.ok() && self.running == Some(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn output(stdout: &str, code: i32) -> Output {
+        Output {
+            name: "dmtcp_command".into(),
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn parses_dmtcps_status_object() {
+        let st = Status::parse(&output(
+            "{\"schema_version\":1,\"command\":\"DMT_STATUS\",\"command_status\":\
+             \"DMT_COORD_SUCCESS\",\"coordinator_host\":\"localhost\",\"coordinator_port\":7779,\
+             \"num_peers\":3,\"running\":true,\"checkpoint_interval\":42}\n",
+            0,
+        ));
+        assert_eq!(
+            (st.peers(), st.is_running(), st.checkpoint_interval),
+            (3, true, Some(42))
+        );
+        assert_eq!((st.coordinator_port, st.exit_code), (7779, Some(0)));
+    }
+
+    #[test]
+    fn a_failure_has_no_peers() {
+        let st = Status::parse(&output(
+            "{\"schema_version\":1,\"command\":\"DMT_STATUS\",\"command_status\":\
+             \"DMT_COORD_NOT_FOUND\",\"coordinator_host\":\"localhost\",\"coordinator_port\":1}\n",
+            2,
+        ));
+        assert!(!st.ok());
+        assert_eq!(
+            (st.peers(), st.is_running(), st.exit_code),
+            (0, false, Some(2))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "expected one JSON line")]
+    fn two_lines_are_rejected() {
+        Status::parse(&output("{}\n{}\n", 0));
+    }
+}
