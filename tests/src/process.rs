@@ -402,9 +402,16 @@ mod tests {
         with_stderr("thread 'main' panicked at src/main.rs:1:1\n").assert_one_line_error();
     }
 
+    /// A scratch dir for captured output, removed by the caller.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dmtcp-harness-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
     #[test]
     fn runs_with_a_clean_environment_and_stdin() {
-        let dir = std::env::temp_dir();
+        let dir = scratch("env");
         let out = Cmd::new("sh")
             .args(["-c", "cat; echo \"[$FOO][$CARGO]\"; exit 3"])
             .env("FOO", "bar")
@@ -413,11 +420,12 @@ mod tests {
             .run(Duration::from_secs(10));
         assert_eq!(out.code(), Some(3));
         assert_eq!(out.stdout_str(), "in\n[bar][]\n");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_timeout_kills_the_group_and_fails() {
-        let dir = std::env::temp_dir();
+        let dir = scratch("timeout");
         let mut s = Cmd::new("sh")
             .args(["-c", "sleep 30 & wait"])
             .capture_in(&dir)
@@ -426,5 +434,6 @@ mod tests {
         s.signal_group(libc::SIGKILL);
         let out = s.wait_timeout(Duration::from_secs(5)).expect("killed");
         assert_eq!(out.signal(), Some(libc::SIGKILL));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
