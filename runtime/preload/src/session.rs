@@ -140,10 +140,17 @@ pub fn recv() -> Result<CoordMsg, FrameError> {
 }
 
 /// Waits until `COORD_FD` has data (or is closed), without consuming anything.
+/// Retries after a signal: returning early would make the caller block in `recv` while holding
+/// the checkpoint thread's gate, and an `exec` of the program would then wait forever.
 pub fn wait_readable() {
-    let mut pfd = libc::pollfd { fd: COORD_FD, events: libc::POLLIN, revents: 0 };
-    // SAFETY: poll on one valid pollfd; EINTR simply returns early.
-    unsafe { libc::poll(&mut pfd, 1, -1) };
+    loop {
+        let mut pfd = libc::pollfd { fd: COORD_FD, events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll on one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if n != 0 && !(n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted) {
+            return;
+        }
+    }
 }
 
 /// Arrives at the named global barrier and waits for its release; returns the peer count.
