@@ -76,9 +76,10 @@ pub fn describe(fd: RawFd) -> Result<FdDesc> {
 
 /// Numbers of the process's open fds, ascending, without the protected range.
 pub fn list_fds() -> Result<Vec<RawFd>> {
-    let dir = std::fs::read_dir("/proc/self/fd").map_err(FdError::sys(-1, "read /proc/self/fd"))?;
-    let mut fds: Vec<RawFd> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    let names = sys::list_dir("/proc/self/fd").map_err(FdError::sys(-1, "read /proc/self/fd"))?;
+    let mut fds: Vec<RawFd> = names
+        .iter()
+        .filter_map(|n| n.parse().ok())
         .filter(|fd| !PROTECTED_FDS.contains(fd))
         .collect();
     // The directory's own fd was in the listing and is closed now.

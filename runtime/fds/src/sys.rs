@@ -5,7 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -336,6 +336,50 @@ pub fn same_file_description(a: RawFd, b: RawFd) -> io::Result<Option<bool>> {
     }
 }
 
+/// Names in a directory (without "." and ".."), read with getdents64 so that no libc
+/// allocation happens (opendir would call the program's malloc, which a frozen thread may hold).
+pub fn list_dir(path: &str) -> io::Result<Vec<String>> {
+    let dir = open(
+        path,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes of dirents into `buf`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let n = check_long(n)? as usize;
+        if n == 0 {
+            return Ok(names);
+        }
+        parse_dirents(&buf[..n], &mut names);
+    }
+}
+
+/// Parses `struct linux_dirent64` records: ino u64, off i64, reclen u16, type u8, name.
+fn parse_dirents(mut buf: &[u8], names: &mut Vec<String>) {
+    while buf.len() >= 19 {
+        let reclen = u16::from_ne_bytes([buf[16], buf[17]]) as usize;
+        if reclen < 19 || reclen > buf.len() {
+            return;
+        }
+        let raw = &buf[19..reclen];
+        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
+        if name != b"." && name != b".." {
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+        buf = &buf[reclen..];
+    }
+}
+
 pub fn readlink(path: &str) -> io::Result<String> {
     let target = std::fs::read_link(path)?;
     target
@@ -454,5 +498,26 @@ pub mod testonly {
     pub fn fanotify_init(flags: libc::c_uint, event_flags: libc::c_uint) -> io::Result<OwnedFd> {
         // SAFETY: plain syscall creating a new fd.
         owned(unsafe { libc::fanotify_init(flags, event_flags) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_a_directory_without_dot_entries() {
+        let dir = format!("/tmp/dmtcp-fds-listdir-{}", std::process::id());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut want: Vec<String> = (0..300)
+            .map(|i| format!("entry-{i:04}-{}", "x".repeat(i % 40)))
+            .collect();
+        for n in &want {
+            std::fs::write(format!("{dir}/{n}"), b"").unwrap();
+        }
+        let mut got = super::list_dir(&dir).unwrap();
+        got.sort();
+        want.sort();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(got, want);
     }
 }

@@ -113,16 +113,20 @@ fn search(roots: &[String], key: (u64, u64), max_depth: usize) -> Option<String>
         if identity(&dir) == Some(key) {
             return Some(dir);
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(names) = sys::list_dir(&dir) else {
             continue;
         };
-        for e in entries.flatten() {
+        for name in names {
             seen += 1;
             if seen > MAX_ENTRIES {
                 return None;
             }
-            let Ok(m) = e.metadata() else { continue };
-            let Some(path) = e.path().to_str().map(str::to_string) else {
+            let path = if dir.ends_with('/') {
+                format!("{dir}{name}")
+            } else {
+                format!("{dir}/{name}")
+            };
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
             if (m.dev(), m.ino()) == key {

@@ -212,3 +212,80 @@ fn inconsistent_tables_are_rejected_before_anything_is_created() {
         other => panic!("want Inconsistent, got {other:?}"),
     }
 }
+
+#[test]
+fn a_process_with_every_kind_at_once_is_saved_and_restored_whole() {
+    in_child("everything", || {
+        let dir = temp_dir("everything");
+        let path = format!("{dir}/f");
+        std::fs::write(&path, b"file contents").unwrap();
+        // Numbers interleave kinds so that order matters: the epoll (3) watches later fds, a
+        // dup (4) precedes nothing, the pipe's write end (10) comes before its read end (30).
+        let ep = place(sys::epoll_create1(0).unwrap(), 3);
+        pipe_at(30, 10);
+        sys::dup3(30, 4, 0).unwrap();
+        place(sys::eventfd(2, 0).unwrap(), 11);
+        place(sys::memfd_create("m", 0).unwrap(), 12);
+        sys::write(12, b"mem").unwrap();
+        place(sys::open(&path, libc::O_RDWR, 0).unwrap(), 13);
+        sys::lseek(13, 5, libc::SEEK_SET).unwrap();
+        let m = place(
+            sys::posix_openpt(libc::O_RDWR | libc::O_NOCTTY).unwrap(),
+            14,
+        );
+        sys::set_pty_lock(m, false).unwrap();
+        place(
+            sys::open(&sys::ptsname(m).unwrap(), libc::O_RDWR | libc::O_NOCTTY, 0).unwrap(),
+            15,
+        );
+        sys::epoll_add(ep, 30, libc::EPOLLIN as u32, 1).unwrap();
+        sys::epoll_add(ep, 11, libc::EPOLLIN as u32, 2).unwrap();
+        sys::write(10, b"piped").unwrap();
+
+        let full = crate::save_all(&SaveOptions::default()).map_err(|e| e.to_string())?;
+        let lines: Vec<String> = full.entries.iter().map(|e| e.to_string()).collect();
+        // The report pipe belongs to the test harness, not to the "program".
+        let table = FdTable {
+            entries: full.entries.into_iter().filter(|e| e.fd < 900).collect(),
+        };
+        let table = FdTable::from_bytes(&table.to_bytes()).map_err(|e| e.to_string())?;
+        for fd in test_fds() {
+            close(fd).unwrap();
+        }
+        let report = restore_all(&table, &RestoreOptions::default()).map_err(|e| e.to_string())?;
+        check_eq!(report.warnings, Vec::<String>::new(), "warnings");
+        check_eq!(
+            test_fds(),
+            vec![3, 4, 10, 11, 12, 13, 14, 15, 30],
+            "fd numbers"
+        );
+        let mut ready = crate::sys::testonly::epoll_poll(3).unwrap();
+        ready.sort();
+        check_eq!(
+            ready,
+            vec![(libc::EPOLLIN as u32, 1), (libc::EPOLLIN as u32, 2)],
+            "epoll"
+        );
+        check_eq!(
+            sys::same_file_description(4, 30).unwrap(),
+            Some(true),
+            "dup of the read end"
+        );
+        check_eq!(
+            read_n(4, 10)?,
+            b"piped".to_vec(),
+            "pipe data through the dup"
+        );
+        check_eq!(read_n(11, 8)?, 2u64.to_ne_bytes().to_vec(), "eventfd");
+        let mut b = [0u8; 3];
+        sys::pread(12, &mut b, 0).unwrap();
+        check_eq!(&b, b"mem", "memfd");
+        check_eq!(read_n(13, 100)?, b"contents".to_vec(), "file at offset");
+        sys::write(14, b"t\n").unwrap();
+        check_eq!(read_n(15, 10)?, b"t\n".to_vec(), "pty");
+        if !lines.iter().any(|l| l == "fd 30: dup of fd 4") {
+            return Err(format!("summary lacks the dup: {lines:#?}"));
+        }
+        Ok(())
+    });
+}
