@@ -621,7 +621,11 @@ fn usage_failure(json: bool, err: &UsageError) -> ! {
 
 fn main() {
     dmtcp_cli::init_logging(false);
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: a non-UTF-8 argument is then reported as an unknown option, not a panic.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let json = args.iter().any(|a| a == "--json");
     if args.is_empty() {
         eprint!("{USAGE}");
