@@ -38,5 +38,40 @@ pub struct SaveOptions {
     pub skip_drain: Vec<u64>,
 }
 
+/// Whether a settings variable is set to a true value ("1", "yes", "true").
+fn env_flag(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> bool {
+    lookup(name).is_some_and(|v| matches!(v.trim(), "1" | "yes" | "true"))
+}
+
+impl SaveOptions {
+    /// From the launch settings: `DMTCP_CKPT_OPEN_FILES=1` (`dmtcp_launch --ckpt-open-files`).
+    pub fn from_env() -> Self {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        SaveOptions {
+            save_contents: env_flag(lookup, "DMTCP_CKPT_OPEN_FILES"),
+            ..Default::default()
+        }
+    }
+}
+
+impl RestoreOptions {
+    /// From the restart settings: `DMTCP_ALLOW_FILE_OVERWRITE=1` (`--allow-file-overwrite`),
+    /// `DMTCP_SKIP_TRUNCATE_FILES=1` (keep grown files as they are).
+    pub fn from_env() -> Self {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        RestoreOptions {
+            allow_file_overwrite: env_flag(lookup, "DMTCP_ALLOW_FILE_OVERWRITE"),
+            truncate_grown_files: !env_flag(lookup, "DMTCP_SKIP_TRUNCATE_FILES"),
+            ..Default::default()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -156,3 +156,27 @@ proptest! {
         prop_assert!(FdTable::from_bytes(&bytes[..cut]).is_err());
     }
 }
+
+#[test]
+fn options_come_from_the_settings_variables() {
+    use crate::{RestoreOptions, SaveOptions};
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert!(SaveOptions::from_lookup(&env(&[("DMTCP_CKPT_OPEN_FILES", "1")])).save_contents);
+    assert!(!SaveOptions::from_lookup(&env(&[("DMTCP_CKPT_OPEN_FILES", "0")])).save_contents);
+    let r = RestoreOptions::from_lookup(&env(&[
+        ("DMTCP_ALLOW_FILE_OVERWRITE", "yes"),
+        ("DMTCP_SKIP_TRUNCATE_FILES", "1"),
+    ]));
+    assert!(r.allow_file_overwrite && !r.truncate_grown_files);
+    assert_eq!(
+        RestoreOptions::from_lookup(&env(&[])),
+        RestoreOptions::default()
+    );
+}
