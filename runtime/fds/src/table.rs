@@ -170,13 +170,16 @@ fn save_one(
 
 /// Marks pipes whose both ends are in the table as in-process.
 fn link_pipe_peers(entries: &mut [FdEntry]) {
-    let ends: HashSet<(u64, bool)> = entries
-        .iter()
-        .filter_map(|e| match &e.object {
-            FdObject::Pipe(p) => Some((p.inode, p.write_end)),
-            _ => None,
-        })
-        .collect();
+    let mut ends: HashSet<(u64, bool)> = HashSet::new();
+    for e in entries.iter() {
+        if let FdObject::Pipe(p) = &e.object {
+            ends.insert((p.inode, p.write_end));
+            // A read-write description (reopened through /proc) is both ends.
+            if p.flags & libc::O_ACCMODE == libc::O_RDWR {
+                ends.insert((p.inode, !p.write_end));
+            }
+        }
+    }
     for e in entries.iter_mut() {
         if let FdObject::Pipe(p) = &mut e.object
             && ends.contains(&(p.inode, !p.write_end))

@@ -118,6 +118,14 @@ fn write_all(fd: RawFd, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A new description of the pipe behind `existing`, as `open("/proc/self/fd/N")` gives.
+fn reopen(existing: RawFd, mode: i32, target: RawFd, ctx: &RestoreCtx) -> Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{existing}");
+    let fd = sys::open(&path, mode | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
+        .map_err(FdError::sys(target, "reopen pipe end"))?;
+    ctx.fresh(fd, target)
+}
+
 /// One saved description of a pipe end: its fd number, close-on-exec flag and state.
 pub type End<'a> = (RawFd, bool, &'a State);
 
@@ -151,33 +159,26 @@ pub fn restore_group(ends: &[End], ctx: &mut RestoreCtx) -> Result<()> {
     let mut placed_read: Option<RawFd> = None;
     let mut placed_write: Option<RawFd> = None;
     for &(fd, cloexec, s) in ends {
-        let (placed, fresh) = if s.write_end {
-            (&mut placed_write, &w)
+        let new = if s.flags & libc::O_ACCMODE == libc::O_RDWR {
+            // A read-write description (opened through /proc): reopen the new pipe that way.
+            placed_read.get_or_insert(fd);
+            placed_write.get_or_insert(fd);
+            reopen(r.as_raw_fd(), libc::O_RDWR, fd, ctx)?
         } else {
-            (&mut placed_read, &r)
-        };
-        let new = match placed {
-            // Another description of the same end: open it through /proc, as the program did.
-            Some(p) => {
-                let mode = if s.write_end {
-                    libc::O_WRONLY
-                } else {
-                    libc::O_RDONLY
-                };
-                let fd2 = sys::open(
-                    &format!("/proc/self/fd/{p}"),
-                    mode | libc::O_NONBLOCK | libc::O_CLOEXEC,
-                    0,
-                )
-                .map_err(FdError::sys(fd, "reopen pipe end"))?;
-                ctx.fresh(fd2, fd)?
+            let (placed, fresh, mode) = if s.write_end {
+                (&mut placed_write, &w, libc::O_WRONLY)
+            } else {
+                (&mut placed_read, &r, libc::O_RDONLY)
+            };
+            match placed.replace(placed.unwrap_or(fd)) {
+                // Another description of the same end: open it through /proc, as the program did.
+                Some(p) => reopen(p, mode, fd, ctx)?,
+                None => sys::dup_above(fresh.as_raw_fd(), ctx.scratch_min)
+                    .map_err(FdError::sys(fd, "F_DUPFD"))?,
             }
-            None => sys::dup_above(fresh.as_raw_fd(), ctx.scratch_min)
-                .map_err(FdError::sys(fd, "F_DUPFD"))?,
         };
         ctx.set_status_flags(new.as_raw_fd(), s.flags)?;
         ctx.install(new, fd, cloexec)?;
-        placed.get_or_insert(fd);
     }
     let orphan: Option<(OwnedFd, bool)> = match (placed_read, placed_write) {
         (Some(_), Some(_)) => None,

@@ -177,3 +177,51 @@ fn pipe_data_saved_by_another_process_is_not_drained_here() {
         Ok(())
     });
 }
+
+#[test]
+fn pipe_descriptions_reopened_through_proc_are_recreated_the_same_way() {
+    in_child("pipe-proc", || {
+        pipe_at(3, 4);
+        place(sys::open("/proc/self/fd/3", libc::O_RDWR, 0).unwrap(), 5);
+        place(
+            sys::open("/proc/self/fd/3", libc::O_RDONLY | libc::O_NONBLOCK, 0).unwrap(),
+            6,
+        );
+        close(4).unwrap();
+        sys::write(5, b"rw").unwrap();
+        let (table, report) = roundtrip()?;
+        let Some(FdObject::Pipe(p)) = table.get(5).map(|e| &e.object) else {
+            return Err("fd 5 not a pipe".into());
+        };
+        check_eq!(
+            p.peer,
+            Peer::InProcess,
+            "a read-write description is both ends"
+        );
+        check_eq!(report.orphan_pipe_ends.len(), 0, "no orphan");
+        check_eq!((link(3), link(5)), (link(6), link(6)), "one pipe");
+        check_eq!(
+            status_flags(5) & libc::O_ACCMODE,
+            libc::O_RDWR,
+            "fd 5 read-write"
+        );
+        check_eq!(
+            status_flags(6) & libc::O_NONBLOCK,
+            libc::O_NONBLOCK,
+            "fd 6 nonblock"
+        );
+        check_eq!(
+            sys::same_file_description(3, 6).unwrap(),
+            Some(false),
+            "separate descriptions"
+        );
+        check_eq!(read_n(6, 10)?, b"rw".to_vec(), "data");
+        sys::write(5, b"again").unwrap();
+        check_eq!(
+            read_n(3, 10)?,
+            b"again".to_vec(),
+            "fd 5 writes into the pipe fd 3 reads"
+        );
+        Ok(())
+    });
+}
