@@ -55,6 +55,7 @@ pub fn in_child(name: &str, body: impl FnOnce() -> TestResult) {
     let mut file = std::fs::File::from(r);
     let _ = file.read_to_string(&mut msg);
     let status = wait_pid(pid).unwrap();
+    remove_temp_dirs(pid);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{name}: child failed (status {status:#x}): {msg}"
@@ -137,7 +138,17 @@ pub fn read_n(fd: RawFd, n: usize) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-/// A fresh directory for one test (removed by the OS's tmp cleaning; names are unique).
+/// Removes the child's temp dirs (named after its pid, see `temp_dir`).
+fn remove_temp_dirs(pid: libc::pid_t) {
+    let prefix = format!("dmtcp-fds-test-{pid}-");
+    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// A fresh directory for one test, removed by `in_child` when the child is done.
 pub fn temp_dir(tag: &str) -> String {
     let dir = format!("/tmp/dmtcp-fds-test-{}-{tag}", std::process::id());
     let _ = std::fs::remove_dir_all(&dir);
