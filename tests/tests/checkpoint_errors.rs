@@ -12,7 +12,11 @@ fn restart_fails(env: &Env, port: u16, image: &Path, expect: &str) {
         .arg(image);
     let out = env.run(&cmd, QUICK);
     assert_ne!(out.code(), Some(0), "{}", out.describe());
-    assert!(out.code().is_some(), "killed by a signal: {}", out.describe());
+    assert!(
+        out.code().is_some(),
+        "killed by a signal: {}",
+        out.describe()
+    );
     out.assert_one_line_error();
     let err = out.stderr_str();
     assert!(err.contains(expect), "expected '{expect}' in: {err}");
@@ -29,7 +33,9 @@ fn damaged_or_missing_images_are_refused_clearly() {
     env.wait_peers_of(port, 1, &mut run);
     wait_lines(&env, &mut run, "tick", 3);
     checkpoint_and_kill(&env, port, run);
-    let good = images(env.dir.path(), "ckpt_counter").pop().expect("an image");
+    let good = images(env.dir.path(), "ckpt_counter")
+        .pop()
+        .expect("an image");
     let bytes = std::fs::read(&good).unwrap();
     let write = |name: &str, b: &[u8]| -> PathBuf {
         let p = env.dir.join(name);
@@ -37,7 +43,12 @@ fn damaged_or_missing_images_are_refused_clearly() {
         p
     };
 
-    restart_fails(&env, port, &env.dir.join("ckpt_nothing.dmtcp"), "no such file");
+    restart_fails(
+        &env,
+        port,
+        &env.dir.join("ckpt_nothing.dmtcp"),
+        "no such file",
+    );
     let truncated = write("ckpt_truncated.dmtcp", &bytes[..bytes.len() / 2]);
     restart_fails(&env, port, &truncated, "interrupted");
     let mut flipped = bytes.clone();

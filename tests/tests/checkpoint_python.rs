@@ -25,7 +25,11 @@ fn python_loop_continues_after_restart() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let script = env.dir.join("ckpt_loop.py");
-    std::fs::copy(dmtcp_tests::programs::source_dir().join("ckpt_loop.py"), &script).unwrap();
+    std::fs::copy(
+        dmtcp_tests::programs::source_dir().join("ckpt_loop.py"),
+        &script,
+    )
+    .unwrap();
     let mut run = env.spawn(&env.launch_joined(port, ["python3", script.to_str().unwrap(), "80"]));
     env.wait_peers_of(port, 1, &mut run);
     wait_lines(&env, &mut run, "tick", 5);
@@ -36,9 +40,18 @@ fn python_loop_continues_after_restart() {
 
     let r = restart(&env, port, &img);
     let out = r.wait(LONG);
-    assert_eq!(out.code(), Some(0), "{}\n{}", out.describe(), env.diagnostics());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
     let stdout = out.stdout_str();
     assert_consecutive(&numbers(&stdout, "tick"), last + 1, "after restart");
     let want = format!("tick 80 {}\ndone\n", expected_digest(80));
-    assert!(stdout.ends_with(&want), "expected to end with {want:?}:\n{stdout}");
+    assert!(
+        stdout.ends_with(&want),
+        "expected to end with {want:?}:\n{stdout}"
+    );
 }

@@ -21,14 +21,28 @@ fn memory_and_kernel_state_survive_restart() {
     let t = numbers(&out, "tick");
     assert_consecutive(&t, 1, "the launched program");
     let last = *t.last().unwrap();
-    assert!(last < 60, "checkpoint came too late for the pending-signal check ({last})");
-    let img = images(env.dir.path(), "ckpt_state").pop().expect("an image");
+    assert!(
+        last < 60,
+        "checkpoint came too late for the pending-signal check ({last})"
+    );
+    let img = images(env.dir.path(), "ckpt_state")
+        .pop()
+        .expect("an image");
     let size = std::fs::metadata(&img).unwrap().len();
-    assert!(size < 64 << 20, "the sparse 4 GiB mapping was saved densely: {size} bytes");
+    assert!(
+        size < 64 << 20,
+        "the sparse 4 GiB mapping was saved densely: {size} bytes"
+    );
 
     let r = restart(&env, port, &img);
     let out = r.wait(LONG);
-    assert_eq!(out.code(), Some(0), "{}\n{}", out.describe(), env.diagnostics());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
     let stdout = out.stdout_str();
     let t = numbers(&stdout, "tick");
     assert_consecutive(&t, last + 1, "after restart");

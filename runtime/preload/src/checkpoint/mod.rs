@@ -276,6 +276,7 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
         assignment,
         entry: restart::dmtcp_restart_entry as *const () as u64,
         sections: Vec::new(),
+        pid_namespace: std::env::var("DMTCP_PID_NAMESPACE").is_ok_and(|v| v == "1"),
     }
 }
 
@@ -301,9 +302,22 @@ fn report_failure(e: CkptError) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// `--kcheckpoint`: wait (frozen) for the coordinator's kill.
+/// `--kcheckpoint`: wait (frozen) for the coordinator's kill. The coordinator says nothing when
+/// another process's image fails, so after a long silence the program resumes instead.
 fn wait_for_kill() {
+    const SILENCE_MS: i32 = 300_000;
     loop {
+        let mut pfd = libc::pollfd {
+            fd: crate::settings::COORD_FD,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, SILENCE_MS) };
+        if n == 0 {
+            crate::warn!("no kill after the checkpoint; the program resumes");
+            return;
+        }
         match session::recv() {
             Ok(CoordMsg::Kill) => {
                 // SAFETY: _exit ends the process without running the program's atexit handlers.

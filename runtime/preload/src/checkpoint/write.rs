@@ -39,7 +39,13 @@ pub struct Job {
     pub entry: u64,
     /// Plugins' sections (`plugin:<name>`), saved at `PreCheckpoint`.
     pub sections: Vec<(String, Vec<u8>)>,
+    /// The computation runs in its own pid namespace (`DMTCP_PID_NAMESPACE=1`): restart
+    /// recreates the exact pid and tids.
+    pub pid_namespace: bool,
 }
+
+/// Present (empty) when the process ran in a pid namespace of the launcher's.
+pub const PID_NAMESPACE_SECTION: &str = "pid-namespace";
 
 pub struct Written {
     pub path: String,
@@ -65,6 +71,9 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     header.entry = job.entry;
     header.push_section(LAYOUT_SECTION, layout::encode(&saved));
     header.push_section(ASSIGNMENT_SECTION, job.assignment.clone());
+    if job.pid_namespace {
+        header.push_section(PID_NAMESPACE_SECTION, Vec::new());
+    }
     for (name, data) in &job.sections {
         header.push_section(name.clone(), data.clone());
     }

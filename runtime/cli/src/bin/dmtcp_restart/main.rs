@@ -23,6 +23,7 @@ use std::time::Duration;
 const COORD_FD: i32 = 821;
 const LOG_FD: i32 = 822;
 const ASSIGNMENT_SECTION: &str = "assignment";
+const PID_NAMESPACE_SECTION: &str = "pid-namespace";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -152,10 +153,13 @@ fn main() {
         checked
             .push(images::check(&p, !args.no_strict_checking, &fp).unwrap_or_else(|e| die(1, e)));
     }
-    // Every frame is verified before the coordinator hears of us.
-    for c in &checked {
-        if let Err(e) = c.image.verify_all() {
-            die(1, format_args!("{}: {e}", c.path.display()));
+    // Every frame is verified before the coordinator hears of us: here for a computation of
+    // several processes (none may start if one image is bad), while staging for a single one.
+    if checked.len() > 1 {
+        for c in &checked {
+            if let Err(e) = c.image.verify_all() {
+                die(1, format_args!("{}: {e}", c.path.display()));
+            }
         }
     }
 
@@ -189,6 +193,13 @@ fn main() {
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
 
     let num_peers = checked.len() as u32;
+    let exact = checked
+        .iter()
+        .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some())
+        && std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
+    if exact {
+        restart_in_namespace(checked, &args, &coord.host, coord.port, num_peers, &kernel);
+    }
     let mut mine = None;
     for (i, c) in checked.into_iter().enumerate() {
         if i + 1 == num_peers as usize {
@@ -209,7 +220,46 @@ fn main() {
         }
     }
     let c = mine.unwrap_or_else(|| die(1, "no image to restart"));
-    restart_one(c, &args, &coord.host, coord.port, num_peers, &kernel);
+    restart_one(c, &args, &coord.host, coord.port, num_peers, &kernel, false);
+}
+
+/// Exact ids: a fresh user+pid namespace (this process stays outside and relays the exit
+/// status), and every image's process created there with its checkpoint-time pid; threads
+/// get their tids back with `clone3` `set_tid` in the restored runtime.
+fn restart_in_namespace(
+    checked: Vec<images::Checked>,
+    args: &Args,
+    host: &str,
+    port: u16,
+    num_peers: u32,
+    kernel: &[KernelArea; 3],
+) -> ! {
+    dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
+    // We are pid 1 of the new namespace. The kernel areas may have moved with the fork: the
+    // restored processes read their own.
+    let _ = kernel;
+    let n = checked.len();
+    for (i, c) in checked.into_iter().enumerate() {
+        let pid = c.image.header().process.pid;
+        let run = move || -> i32 {
+            let kernel = own_kernel_areas();
+            restart_one(c, args, host, port, num_peers, &kernel, true)
+        };
+        if i + 1 == n {
+            match dmtcp_cli::pidns::spawn_with_pid(pid, run) {
+                Ok(never) => match never {},
+                Err(e) => die(1, e),
+            }
+        }
+        match dmtcp_cli::pidns::fork_with_pid(pid) {
+            Ok(0) => {
+                run();
+            }
+            Ok(_) => {}
+            Err(e) => die(1, e),
+        }
+    }
+    die(1, "no image to restart")
 }
 
 fn restart_one(
@@ -219,6 +269,7 @@ fn restart_one(
     port: u16,
     num_peers: u32,
     kernel: &[KernelArea; 3],
+    exact: bool,
 ) -> ! {
     let name = c.path.display().to_string();
     let h = c.image.header().clone();
@@ -231,29 +282,6 @@ fn restart_one(
                 format_args!("{name}: the image has no process identity section"),
             )
         });
-    let hello = RestartHello {
-        hostname: dmtcp_protocol::ids::hostname(),
-        progname: h.process.program.clone(),
-        // SAFETY: getpid cannot fail.
-        real_pid: unsafe { libc::getpid() },
-        upid: assignment.upid,
-        virtual_pid: assignment.virtual_pid,
-        comp_id: assignment.comp_id,
-        num_peers,
-        generation: assignment.generation,
-        interval: args.interval,
-    };
-    let (conn, welcome) = Connection::open(
-        host,
-        port,
-        Role::Restart(hello),
-        Some(Duration::from_secs(30)),
-    )
-    .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
-    let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
-    new_assignment.generation = new_assignment.generation.max(assignment.generation);
-    let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
-
     // Where things must be in the restored process besides its regions.
     let mut reserved: Vec<(Range, &str)> = vec![(
         Range {
@@ -300,6 +328,30 @@ fn restart_one(
     });
     let entry = hole::load_restorer(&restorer).unwrap_or_else(|e| die(1, e));
 
+    // The image is staged and verified: now join the coordinator.
+    let hello = RestartHello {
+        hostname: dmtcp_protocol::ids::hostname(),
+        progname: h.process.program.clone(),
+        // SAFETY: getpid cannot fail.
+        real_pid: unsafe { libc::getpid() },
+        upid: assignment.upid,
+        virtual_pid: assignment.virtual_pid,
+        comp_id: assignment.comp_id,
+        num_peers,
+        generation: assignment.generation,
+        interval: args.interval,
+    };
+    let (conn, welcome) = Connection::open(
+        host,
+        port,
+        Role::Restart(hello),
+        Some(Duration::from_secs(30)),
+    )
+    .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
+    new_assignment.generation = new_assignment.generation.max(assignment.generation);
+    let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
+
     let mut keep = staged.staging.clone();
     keep.push(Range {
         start: HOLE_START,
@@ -322,11 +374,7 @@ fn restart_one(
                 .into_owned()
         })
         .unwrap_or_default();
-    let flags = if env_flag("DMTCP_PID_NAMESPACE") {
-        RESTART_EXACT_TIDS
-    } else {
-        0
-    };
+    let flags = if exact { RESTART_EXACT_TIDS } else { 0 };
     let image_path = c.path.to_string_lossy().into_owned();
     let plan = hole::Plan {
         keep,

@@ -3,7 +3,7 @@
 //! mapping to its final address with `mremap` (no copy).
 
 use crate::images::Checked;
-use dmtcp_image::{FrameDecoder, ImageError, Prot, RegionFlags, Storage};
+use dmtcp_image::{ImageError, Prot, RegionFlags, Storage};
 use dmtcp_restorer::abi::{Range, RegionMove};
 use std::io;
 
@@ -136,42 +136,36 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
     Ok(Staged { moves, staging })
 }
 
-/// Decodes every frame once and copies its pieces into the staging mappings.
+/// Decodes every frame once (verifying both checksums), on every CPU, and copies its pieces
+/// into the staging mappings.
 fn fill(c: &Checked, staging_of: &[u64]) -> Result<(), StageError> {
-    let frames = c.image.frames().len();
-    let max = c
-        .image
-        .frames()
-        .iter()
-        .map(|f| f.raw_len as usize)
-        .max()
-        .unwrap_or(0);
-    let mut buf = vec![0u8; max];
-    let mut dec = FrameDecoder::new()?;
-    for i in 0..frames {
-        let n = c.image.read_frame_with(i, &mut buf, &mut dec)?;
-        for p in c.image.frame_pieces(i)? {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    c.image.decode_parallel(threads, |frame, raw| {
+        for p in c.image.frame_pieces(frame)? {
             let dst = staging_of[p.region.0 as usize];
             let from = p.frame_offset as usize;
             let len = p.len as usize;
-            if dst == 0 || from + len > n {
+            if dst == 0 || from + len > raw.len() {
                 return Err(ImageError::Malformed {
                     part: dmtcp_image::Part::FrameIndex,
-                    detail: format!("frame {i} carries bytes for a region without storage"),
-                }
-                .into());
+                    detail: format!("frame {frame} carries bytes for a region without storage"),
+                });
             }
             // SAFETY: the destination lies inside the staging mapping of that region (the
-            // reader checked every run against its region's length).
+            // reader checked every run against its region's length); pieces of different
+            // frames never overlap, so threads write disjoint bytes.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    buf.as_ptr().add(from),
+                    raw.as_ptr().add(from),
                     (dst + p.region_offset) as *mut u8,
                     len,
                 );
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 

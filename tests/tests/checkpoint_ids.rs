@@ -1,0 +1,60 @@
+//! Exact ids: a computation started in its own user+pid namespace (`DMTCP_PID_NAMESPACE=1`) is
+//! restarted in a new namespace with the same pid and tids (clone3 `set_tid`), so cached ids
+//! and glibc's `pthread_kill` keep working (tests/programs/ckpt_ids.c checks both).
+
+use dmtcp_tests::Env;
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+};
+
+#[test]
+fn pid_and_tids_are_exact_in_a_pid_namespace() {
+    let env = Env::new("ckpt_ids");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_ids");
+    let launch = env.tools.path("dmtcp_launch");
+    // sh stays pid 1 of the namespace, so the program gets an ordinary pid.
+    let script = format!(
+        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {} 50; true",
+        launch.display(),
+        prog.display()
+    );
+    let cmd = env
+        .cmd("unshare")
+        .args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--map-current-user",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(&script);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, 1, "the launched program");
+    let last = *t.last().unwrap();
+    let pid_line = out.lines().next().unwrap().to_string();
+    let img = images(env.dir.path(), "ckpt_ids").pop().expect("an image");
+
+    let r = restart(&env, port, &img);
+    let out = r.wait(LONG);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "tick"), last + 1, "after restart");
+    // Same pid as printed before the checkpoint.
+    let pid = pid_line.split(' ').nth(3).unwrap();
+    assert!(stdout.contains(&format!("tick 50 pid {pid}\n")), "{stdout}");
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+}
