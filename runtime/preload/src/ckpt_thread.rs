@@ -21,10 +21,16 @@ pub fn spawn() {
 
 fn run() {
     loop {
-        session::wait_readable();
-        GATE.lock();
-        let r = session::recv();
-        GATE.unlock();
+        let r = match session::take_deferred() {
+            Some(order) => Ok(CoordMsg::DoCheckpoint(order)),
+            None => {
+                session::wait_readable();
+                GATE.lock();
+                let r = session::recv();
+                GATE.unlock();
+                r
+            }
+        };
         let outcome = match r {
             Ok(msg) => handle(msg),
             Err(e) => Err(SessionError::Frame(e)),

@@ -133,6 +133,9 @@ pub fn send(msg: &WorkerMsg) -> Result<(), FrameError> {
 /// In the child of `fork`: the parent's writer may have held the lock.
 pub fn reset_locks_in_child() {
     WRITE_LOCK.force_unlock();
+    DEFERRED.lock.force_unlock();
+    // An order meant for the parent is not the child's.
+    let _ = take_deferred();
 }
 
 pub fn recv() -> Result<CoordMsg, FrameError> {
@@ -153,6 +156,39 @@ pub fn wait_readable() {
     }
 }
 
+/// A checkpoint order that arrived while the checkpoint thread waited for a reply (a plugin's
+/// key-value request at init, say); the thread handles it next instead of losing it.
+struct Deferred {
+    lock: RawLock,
+    order: core::cell::UnsafeCell<Option<dmtcp_protocol::CheckpointOrder>>,
+}
+
+// SAFETY: `order` is only accessed with `lock` held.
+unsafe impl Sync for Deferred {}
+
+static DEFERRED: Deferred = Deferred { lock: RawLock::new(), order: core::cell::UnsafeCell::new(None) };
+
+fn defer(msg: CoordMsg, waiting_for: &str) {
+    match msg {
+        CoordMsg::DoCheckpoint(order) => {
+            DEFERRED.lock.lock();
+            // SAFETY: the lock is held.
+            unsafe { *DEFERRED.order.get() = Some(order) };
+            DEFERRED.lock.unlock();
+        }
+        other => crate::debug!("ignoring {other:?} while waiting for {waiting_for}"),
+    }
+}
+
+/// The checkpoint order deferred by [`barrier`] or [`kv`], if any.
+pub fn take_deferred() -> Option<dmtcp_protocol::CheckpointOrder> {
+    DEFERRED.lock.lock();
+    // SAFETY: the lock is held.
+    let order = unsafe { (*DEFERRED.order.get()).take() };
+    DEFERRED.lock.unlock();
+    order
+}
+
 /// Arrives at the named global barrier and waits for its release; returns the peer count.
 /// Only the checkpoint thread reads the connection, so it may call this.
 pub fn barrier(name: &str) -> Result<u32, SessionError> {
@@ -162,7 +198,7 @@ pub fn barrier(name: &str) -> Result<u32, SessionError> {
             CoordMsg::BarrierReleased { name: n, num_peers } if n == name => return Ok(num_peers),
             CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
             CoordMsg::Kill => return Err(SessionError::Killed),
-            other => crate::debug!("ignoring {other:?} while waiting at barrier {name}"),
+            other => defer(other, name),
         }
     }
 }
@@ -180,7 +216,7 @@ pub fn kv(db: &str, key: &[u8], op: KvOp) -> Result<Option<Vec<u8>>, SessionErro
             }
             CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
             CoordMsg::Kill => return Err(SessionError::Killed),
-            other => crate::debug!("ignoring {other:?} while waiting for kv reply"),
+            other => defer(other, "a key-value reply"),
         }
     }
 }
