@@ -17,4 +17,8 @@ for f in "$src"/dmtcp_*; do
   fi
 done
 install -m 0755 "$src/libdmtcp.so" "$prefix/lib/dmtcp/"
+top=$(cd "$(dirname "$0")/.." && pwd)
+install -d "$prefix/lib/dmtcp/python" "$prefix/include"
+install -m 0644 "$top/runtime/python/dmtcp.py" "$prefix/lib/dmtcp/python/"
+install -m 0644 "$top/include/dmtcp.h" "$prefix/include/"
 echo "installed into $prefix (add $prefix/bin to PATH)"

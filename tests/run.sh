@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages (only what is missing) -----------------------------------------------
-need_pkgs=(build-essential python3 perl procps iproute2 util-linux passwd)
+# postgresql + libpq-dev: the plugin example that reconnects to a real database server.
+need_pkgs=(build-essential python3 perl procps iproute2 util-linux passwd postgresql libpq-dev)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

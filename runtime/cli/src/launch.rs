@@ -255,6 +255,32 @@ fn resolve_program(name: &OsString) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(p)).find(|c| c.is_file())
 }
 
+/// Is the program a Python interpreter, or a script run by one?
+fn is_python(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.starts_with("python") {
+        return true;
+    }
+    let mut head = [0u8; 128];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    head[..n].starts_with(b"#!") && head[..n].split(|&c| c == b'\n').next().is_some_and(|l| {
+        String::from_utf8_lossy(l).contains("python")
+    })
+}
+
+/// The directory of the `dmtcp` Python module: installed beside the library, or in the source
+/// tree of a build.
+fn python_module_dir() -> Option<PathBuf> {
+    find_shipped("python/dmtcp.py")
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .or_else(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python");
+            src.join("dmtcp.py").exists().then_some(src)
+        })
+}
+
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
@@ -350,6 +376,17 @@ pub fn main() {
     }
     if let Some(p) = &plugins {
         cmd.env("DMTCP_PLUGIN", p);
+    }
+    // `import dmtcp` works in Python programs; other programs' environment stays untouched.
+    if is_python(&prog_path)
+        && let Some(dir) = python_module_dir()
+    {
+        let mut path = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()).unwrap_or_default();
+        if !path.is_empty() {
+            path.push(":");
+        }
+        path.push(dir.as_os_str());
+        cmd.env("PYTHONPATH", path);
     }
     let err = cmd.exec();
     let code = if err.kind() == std::io::ErrorKind::PermissionDenied { 126 } else { 127 };
