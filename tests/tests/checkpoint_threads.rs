@@ -43,3 +43,40 @@ fn threads_resume_and_join_after_restarts() {
     assert_eq!(t.last(), Some(&60));
     assert!(out.stdout_str().ends_with("done\n"), "{}", out.describe());
 }
+
+/// The main thread ended with pthread_exit (a zombie leader); the worker is restarted and the
+/// process ends normally (tests/programs/ckpt_main_exits.c).
+#[test]
+fn process_whose_main_thread_exited_restarts() {
+    let env = Env::new("ckpt_main_exits");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_main_exits");
+    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap(), "40"]));
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
+    assert_consecutive(&t, 1, "the launched program");
+    let last = *t.last().unwrap();
+    let img = images(env.dir.path(), "ckpt_main_exits")
+        .pop()
+        .expect("an image");
+    let out = restart(&env, port, &img).wait(LONG);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    assert_consecutive(
+        &numbers(&out.stdout_str(), "tick"),
+        last + 1,
+        "after restart",
+    );
+    assert!(
+        out.stdout_str().ends_with("tick 40\ndone\n"),
+        "{}",
+        out.describe()
+    );
+}

@@ -73,7 +73,7 @@ pub fn kernel_areas(maps: &[Mapping]) -> [KernelArea; 3] {
 
 /// The memory descriptor's fields from /proc/self/stat (and the current break).
 pub fn mm_map() -> Option<MmMap> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<u64> = rest
         .split(' ')
@@ -115,7 +115,7 @@ pub fn capture(maps: &[Mapping]) -> SavedLayout {
         s.has_mm = true;
         s.mm = mm;
     }
-    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+    let auxv = std::fs::read("/proc/thread-self/auxv").unwrap_or_default();
     if auxv.len() <= AUXV_MAX {
         s.auxv[..auxv.len()].copy_from_slice(&auxv);
         s.auxv_len = auxv.len();

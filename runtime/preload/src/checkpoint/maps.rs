@@ -85,7 +85,7 @@ pub fn parse(text: &str) -> Vec<Mapping> {
 }
 
 pub fn read_self() -> io::Result<Vec<Mapping>> {
-    Ok(parse(&std::fs::read_to_string("/proc/self/maps")?))
+    Ok(parse(&std::fs::read_to_string("/proc/thread-self/maps")?))
 }
 
 const PAGE: u64 = 4096;
@@ -101,7 +101,7 @@ pub struct Pagemap {
 impl Pagemap {
     pub fn open() -> io::Result<Self> {
         Ok(Pagemap {
-            file: std::fs::File::open("/proc/self/pagemap")?,
+            file: std::fs::File::open("/proc/thread-self/pagemap")?,
             buf: vec![0; 8192],
         })
     }

@@ -340,6 +340,23 @@ fn after_restart() -> Result<(), SessionError> {
         }
         sys::futex_wait(&restart::UP, up);
     }
+    loop {
+        let v = restart::LEADER_ON_HOLE.load(Ordering::Acquire);
+        if v == 0 {
+            break;
+        }
+        // The kernel's wake at task exit is a shared (not private) futex wake.
+        // SAFETY: FUTEX_WAIT on a static word.
+        unsafe {
+            sys::syscall4(
+                sys::SYS_FUTEX,
+                restart::LEADER_ON_HOLE.as_ptr() as usize,
+                0,
+                v as usize,
+                0,
+            )
+        };
+    }
     // Every thread has left the hole's stack: make it a reservation again.
     layout::rereserve_hole();
     let data = restart::take_data();

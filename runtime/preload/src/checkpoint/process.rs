@@ -86,7 +86,7 @@ pub fn capture(ckpt_signal: i32) {
             )
         };
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
     s.shared_pending = pending_from_status(&status, "ShdPnd:") & !(1u64 << (ckpt_signal - 1));
     for (i, t) in s.itimers.iter_mut().enumerate() {
         let mut v = libc::itimerval {

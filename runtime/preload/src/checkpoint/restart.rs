@@ -109,6 +109,7 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
     unsafe { *DATA.0.get() = Some(data) };
     RESTARTED.store(true, Ordering::Release);
     UP.store(0, Ordering::Release);
+    LEADER_ON_HOLE.store(main.is_none() as u32, Ordering::Release);
     process::apply();
 
     let exact = info.flags & RESTART_EXACT_TIDS != 0;
@@ -135,9 +136,11 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
             }
         }
         None => {
-            // The main thread had exited; the leader only had to bring the others back.
-            UP.fetch_add(1, Ordering::AcqRel);
-            sys::futex_wake_all(&UP);
+            // The main thread had exited (pthread_exit): the leader only had to bring the
+            // others back, and leaves as the original did. The kernel clears LEADER_ON_HOLE
+            // when this task is gone, so the hole is not re-reserved under its stack.
+            // SAFETY: the word is a static that outlives the task.
+            unsafe { sys::syscall1(sys::SYS_SET_TID_ADDRESS, LEADER_ON_HOLE.as_ptr() as usize) };
             loop {
                 // SAFETY: ends this task only.
                 unsafe { sys::syscall1(sys::SYS_EXIT, 0) };
@@ -145,6 +148,9 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
         }
     }
 }
+
+/// Non-zero while the leader task may still run on the hole's stack (main thread gone case).
+pub static LEADER_ON_HOLE: AtomicU32 = AtomicU32::new(0);
 
 unsafe fn spawn(idx: usize, r: &threads::ThreadRecord, exact: bool) -> isize {
     let tid_word = r.fs + PTHREAD_TID_OFFSET;

@@ -279,7 +279,7 @@ pub fn freeze_all(sig: i32, timeout_s: u64) -> Result<usize, FreezeError> {
         let n = list_tids(&mut tids).map_err(FreezeError::List)?;
         let mut added = false;
         for &t in &tids[..n] {
-            if t == me || slots().iter().any(|r| r.tid == t) {
+            if t == me || slots().iter().any(|r| r.tid == t) || is_zombie(t) {
                 continue;
             }
             let i = COUNT.load(Ordering::Acquire);
@@ -338,6 +338,18 @@ pub fn freeze_all(sig: i32, timeout_s: u64) -> Result<usize, FreezeError> {
     r.is_ckpt = true;
     COUNT.store(i + 1, Ordering::Release);
     Ok(signalled as usize)
+}
+
+/// A main thread that called `pthread_exit` stays listed as a zombie until the process ends;
+/// it never answers a signal.
+fn is_zombie(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].trim_start().chars().next())
+        })
+        .is_some_and(|c| c == 'Z' || c == 'X')
 }
 
 /// Lets every frozen thread return from its handler.
