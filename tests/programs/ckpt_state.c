@@ -4,7 +4,8 @@
  * - a SIGUSR1 handler (raised and counted every tick), SIGUSR2 blocked and pending since the
  *   start, unblocked at tick UNBLOCK_AT: its handler must run exactly once;
  * - a periodic ITIMER_REAL (SIGALRM count keeps growing), umask, working directory;
- * - rseq: the thread is pinned to alternating CPUs and sched_getcpu() must follow.
+ * - rseq: the thread is pinned to alternating CPUs and sched_getcpu() must follow;
+ * - /proc/self/maps still names the program's file and [heap], /proc/self/cmdline the program.
  * Prints "tick N" lines; "FAIL <what>" and exit 3 on the first mismatch. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,6 +114,17 @@ int main(int argc, char **argv) {
             }
         }
         if (n % 10 == 0) {
+            char buf[65536];
+            FILE *f = fopen("/proc/self/maps", "r");
+            size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f) fclose(f);
+            buf[len] = 0;
+            if (!strstr(buf, "/ckpt_state\n") || !strstr(buf, "[heap]")) fail(n, "/proc/self/maps lost the program's file or [heap]");
+            f = fopen("/proc/self/cmdline", "r");
+            len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f) fclose(f);
+            buf[len] = 0;
+            if (!strstr(buf, "ckpt_state")) fail(n, "/proc/self/cmdline");
             if (alrm <= last_alrm) fail(n, "the interval timer stopped");
             last_alrm = alrm;
         }

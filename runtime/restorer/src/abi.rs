@@ -48,6 +48,13 @@ pub struct RegionMove {
     pub prot: u64,
     /// Extra mmap flags for fresh mappings (MAP_GROWSDOWN, MAP_NORESERVE).
     pub map_flags: u64,
+    /// An open descriptor of the region's file, or -1: the region is mapped from the file
+    /// (so `/proc/self/maps` names it again) and only the pages that differ from the file
+    /// are copied from staging. The restorer closes it.
+    pub fd: i64,
+    pub file_offset: u64,
+    /// Non-zero: `MAP_SHARED` (writes reach the file), else `MAP_PRIVATE`.
+    pub shared: u64,
 }
 
 /// One of the kernel's special mappings ([vvar], [vvar_vclock], [vdso]): where it is now and

@@ -89,6 +89,10 @@ pub unsafe fn run(args: &RestorerArgs) -> ! {
         // SAFETY: targets are free (everything else is unmapped) and staging ranges are ours.
         unsafe { place_region(log, m) };
     }
+    for m in moves.iter().filter(|m| m.fd >= 0) {
+        // SAFETY: dmtcp_restart opened these descriptors for us only (closing twice is EBADF).
+        unsafe { sys::syscall1(sys::SYS_CLOSE, m.fd as usize) };
+    }
 
     // 4. brk, argv/env and auxv bounds, so the program's heap grows where it used to and
     //    /proc/self/cmdline shows the program again. Failure is not fatal: only a later brk
@@ -182,7 +186,86 @@ unsafe fn remap(from: u64, len: u64, to: u64) -> isize {
     }
 }
 
+/// Maps the region from its file, then copies over the saved pages that differ from it.
+unsafe fn place_file_region(log: i64, m: &RegionMove) {
+    let flags = if m.shared != 0 {
+        0x01
+    } else {
+        sys::MAP_PRIVATE
+    } | sys::MAP_FIXED_NOREPLACE;
+    let writable = m.shared == 0 || m.prot & sys::PROT_WRITE as u64 != 0;
+    let prot = if writable {
+        sys::PROT_READ | sys::PROT_WRITE
+    } else {
+        sys::PROT_READ
+    };
+    // SAFETY: a file mapping at a free address.
+    let r = unsafe {
+        sys::syscall6(
+            sys::SYS_MMAP,
+            m.target as usize,
+            m.len as usize,
+            prot,
+            flags,
+            m.fd as usize,
+            m.file_offset as usize,
+        )
+    };
+    if r != m.target as isize {
+        fail(log, b"cannot map a region's file", m.target, m.len, r);
+    }
+    if m.staging != 0 {
+        if writable {
+            let page = 4096u64;
+            let mut off = 0;
+            while off < m.len {
+                let (dst, src) = (m.target + off, m.staging + off);
+                // SAFETY: both ranges are mapped and readable; the file covers the region
+                // (dmtcp_restart checked its size).
+                if unsafe { !same_page(dst, src) } {
+                    // SAFETY: as above, and the target is writable.
+                    unsafe { copy_bytes(dst, src, page) };
+                }
+                off += page;
+            }
+        }
+        // SAFETY: our own staging mapping.
+        unsafe { sys::syscall2(sys::SYS_MUNMAP, m.staging as usize, m.len as usize) };
+    }
+    // SAFETY: our own fresh mapping.
+    let r = unsafe {
+        sys::syscall3(
+            sys::SYS_MPROTECT,
+            m.target as usize,
+            m.len as usize,
+            m.prot as usize,
+        )
+    };
+    if sys::is_err(r) {
+        fail(log, b"cannot set a region's protection", m.target, m.len, r);
+    }
+}
+
+/// Compares two pages word by word.
+///
+/// # Safety
+/// Both pages are mapped and readable.
+unsafe fn same_page(a: u64, b: u64) -> bool {
+    let (a, b) = (a as *const u64, b as *const u64);
+    for i in 0..512 {
+        // SAFETY: within the two pages.
+        if unsafe { a.add(i).read_volatile() != b.add(i).read_volatile() } {
+            return false;
+        }
+    }
+    true
+}
+
 unsafe fn place_region(log: i64, m: &RegionMove) {
+    if m.fd >= 0 {
+        // SAFETY: as for the other kinds.
+        return unsafe { place_file_region(log, m) };
+    }
     let fresh = |prot: u64| {
         // SAFETY: a new anonymous mapping at a free address.
         unsafe {

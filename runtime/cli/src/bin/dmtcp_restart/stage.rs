@@ -124,12 +124,16 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
             if staging_of[i] == 0 && r.meta.len >= 1 << 30 {
                 map_flags |= libc::MAP_NORESERVE as u64;
             }
+            let (fd, shared) = open_backing_file(&r.meta);
             RegionMove {
                 staging: staging_of[i],
                 target: r.meta.start,
                 len: r.meta.len,
                 prot: prot_bits(r.meta.prot),
                 map_flags,
+                fd: fd as i64,
+                file_offset: r.meta.offset,
+                shared: shared as u64,
             }
         })
         .collect();
@@ -167,6 +171,37 @@ fn fill(c: &Checked, staging_of: &[u64]) -> Result<(), StageError> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// The region's file, opened for the restorer to map, when it is still the file that was
+/// mapped (same device and inode) and covers the whole region; else (-1, false) and the region
+/// is restored as anonymous memory with the saved content.
+fn open_backing_file(meta: &dmtcp_image::RegionMeta) -> (i32, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let p = &meta.path;
+    let special = ["/dev/", "/memfd:", "/SYSV", "/proc/", "/sys/"];
+    if !p.starts_with('/')
+        || p.ends_with(" (deleted)")
+        || meta.inode == 0
+        || meta.flags.has(RegionFlags::ANONYMOUS)
+        || special.iter().any(|s| p.starts_with(s))
+    {
+        return (-1, false);
+    }
+    let Ok(md) = std::fs::metadata(p) else {
+        return (-1, false);
+    };
+    let covers = md.len().div_ceil(PAGE) * PAGE >= meta.offset + meta.len;
+    if !md.is_file() || md.ino() != meta.inode || md.dev() != meta.dev || !covers {
+        return (-1, false);
+    }
+    let shared = meta.flags.has(RegionFlags::SHARED);
+    let rw = shared && meta.prot.writable();
+    let f = std::fs::OpenOptions::new().read(true).write(rw).open(p);
+    match f {
+        Ok(f) => (std::os::fd::IntoRawFd::into_raw_fd(f), shared),
+        Err(_) => (-1, false),
+    }
 }
 
 /// Finds and reserves (PROT_NONE) `total` bytes of address space that no region, reserved

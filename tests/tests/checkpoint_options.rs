@@ -1,0 +1,97 @@
+//! Ways to checkpoint and restart that users' scripts rely on: uncompressed images
+//! (`--no-gzip`), `dmtcp_restart --restartdir`, the generated `dmtcp_restart_script.sh`, and a
+//! process checkpointed several times while it keeps running.
+
+use dmtcp_tests::engine_support::{
+    assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+};
+use dmtcp_tests::{Env, QUICK};
+
+#[test]
+fn uncompressed_image_and_restartdir() {
+    let env = Env::new("ckpt_nogzip");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_counter");
+    let cmd = env
+        .launch([
+            "--join-coordinator",
+            "--coord-port",
+            &port.to_string(),
+            "--no-gzip",
+        ])
+        .arg(&prog);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 3);
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
+    let last = *t.last().unwrap();
+    let img = images(env.dir.path(), "ckpt_counter")
+        .pop()
+        .expect("an image");
+    // Stored raw: the library text alone is over a megabyte, and it is not compressed.
+    let inspect = env.run(&env.tool("dmtcp_inspect").arg("--json").arg(&img), QUICK);
+    assert_eq!(inspect.code(), Some(0), "{}", inspect.describe());
+    let j: serde_json::Value = serde_json::from_str(&inspect.stdout_str()).expect("inspect JSON");
+    let totals = &j["totals"];
+    assert_eq!(
+        totals["zstd_frames"], 0,
+        "compressed frames in a --no-gzip image: {totals}"
+    );
+    assert_eq!(totals["raw_bytes"], totals["stored_bytes"], "{totals}");
+
+    let restart = env
+        .tool("dmtcp_restart")
+        .args([
+            "--join-coordinator",
+            "--coord-port",
+            &port.to_string(),
+            "--restartdir",
+        ])
+        .arg(env.dir.path());
+    let mut r = env.spawn(&restart);
+    env.wait_peers_of(port, 1, &mut r);
+    wait_lines(&env, &mut r, "tick", 3);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
+    assert_consecutive(&t, last + 1, "restart from --restartdir");
+}
+
+#[test]
+fn repeated_checkpoints_then_restart_script() {
+    let env = Env::new("ckpt_script");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_counter");
+    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap()]));
+    env.wait_peers_of(port, 1, &mut run);
+    // Two blocking checkpoints while it runs on: it must keep counting correctly.
+    for _ in 0..2 {
+        let have = numbers(&run.stdout_so_far(), "tick").len();
+        wait_lines(&env, &mut run, "tick", have + 3);
+        let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "{}\n{}",
+            out.describe(),
+            env.diagnostics()
+        );
+    }
+    let have = numbers(&run.stdout_so_far(), "tick").len();
+    wait_lines(&env, &mut run, "tick", have + 3);
+    assert_consecutive(
+        &numbers(&run.stdout_so_far(), "tick"),
+        1,
+        "running through checkpoints",
+    );
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
+    let last = *t.last().unwrap();
+
+    let script = env.dir.join("dmtcp_restart_script.sh");
+    assert!(script.exists(), "no restart script\n{}", env.diagnostics());
+    let mut r = env.spawn(&env.cmd("sh").arg(&script));
+    env.wait_peers_of(port, 1, &mut r);
+    wait_lines(&env, &mut r, "tick", 3);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
+    assert_consecutive(&t, last + 1, "restart through dmtcp_restart_script.sh");
+}
