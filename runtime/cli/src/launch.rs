@@ -34,7 +34,11 @@ pub struct LaunchArgs {
     #[arg(long = "port-file", value_name = "FILE")]
     pub port_file: Option<PathBuf>,
     /// Join an existing coordinator; fail if there is none.
-    #[arg(short = 'j', long = "join-coordinator", conflicts_with = "new_coordinator")]
+    #[arg(
+        short = 'j',
+        long = "join-coordinator",
+        conflicts_with = "new_coordinator"
+    )]
     pub join: bool,
     /// Start a new coordinator; fail if the port is taken.
     #[arg(long = "new-coordinator")]
@@ -107,19 +111,29 @@ pub struct CoordinatorHandle {
 pub enum LaunchError {
     #[error("{0}")]
     Client(#[from] ClientError),
-    #[error("no coordinator at {host}:{port} (start one with dmtcp_coordinator, or drop --join-coordinator)")]
+    #[error(
+        "no coordinator at {host}:{port} (start one with dmtcp_coordinator, or drop --join-coordinator)"
+    )]
     NoCoordinator { host: String, port: u16 },
     #[error("port {port} is in use{holder}; stop it or choose another port with -p (0 = any)")]
     PortInUse { port: u16, holder: String },
-    #[error("no coordinator at {host}:{port} and {host} is not this host, so none can be started here")]
+    #[error(
+        "no coordinator at {host}:{port} and {host} is not this host, so none can be started here"
+    )]
     RemoteHost { host: String, port: u16 },
     #[error("cannot start the coordinator: {0}")]
     Spawn(String),
 }
 
-fn status(host: &str, port: u16) -> Result<(Connection, dmtcp_protocol::CommandReply), ClientError> {
+fn status(
+    host: &str,
+    port: u16,
+) -> Result<(Connection, dmtcp_protocol::CommandReply), ClientError> {
     let (mut conn, _) = Connection::open(host, port, Role::Command, Some(Duration::from_secs(10)))?;
-    let fe = |source| ClientError::Frame { addr: format!("{host}:{port}"), source };
+    let fe = |source| ClientError::Frame {
+        addr: format!("{host}:{port}"),
+        source,
+    };
     conn.send(&Command::Status).map_err(fe)?;
     let reply = conn.recv().map_err(fe)?;
     Ok((conn, reply))
@@ -141,13 +155,18 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, LaunchError> {
     // Auto-start only makes sense when the coordinator host is this machine.
     let local = TcpListener::bind((host, 0)).is_ok();
     if !local {
-        return Err(LaunchError::RemoteHost { host: host.into(), port });
+        return Err(LaunchError::RemoteHost {
+            host: host.into(),
+            port,
+        });
     }
-    TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).map_err(|_| LaunchError::PortInUse {
-        port,
-        holder: dmtcp_coordinator::port_holder(port)
-            .map(|h| format!(" by {h}"))
-            .unwrap_or_default(),
+    TcpListener::bind((IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).map_err(|_| {
+        LaunchError::PortInUse {
+            port,
+            holder: dmtcp_coordinator::port_holder(port)
+                .map(|h| format!(" by {h}"))
+                .unwrap_or_default(),
+        }
     })
 }
 
@@ -158,13 +177,25 @@ pub fn start_coordinator(
     logfile: Option<&Path>,
     extra: &[&str],
 ) -> Result<u16, LaunchError> {
-    let port = listener.local_addr().map_err(|e| LaunchError::Spawn(e.to_string()))?.port();
-    let exe = find_shipped("dmtcp_coordinator")
-        .ok_or_else(|| LaunchError::Spawn("dmtcp_coordinator not found beside dmtcp_launch".into()))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| LaunchError::Spawn(e.to_string()))?
+        .port();
+    let exe = find_shipped("dmtcp_coordinator").ok_or_else(|| {
+        LaunchError::Spawn("dmtcp_coordinator not found beside dmtcp_launch".into())
+    })?;
     let mut cmd = std::process::Command::new(exe);
     // Exit with the computation, and do not linger if no process ever joins (e.g. a static
     // program that never loads the runtime).
-    cmd.args(["--listen-fd", "3", "--exit-on-last", "--stale-timeout", "600", "--daemon", "-q"]);
+    cmd.args([
+        "--listen-fd",
+        "3",
+        "--exit-on-last",
+        "--stale-timeout",
+        "600",
+        "--daemon",
+        "-q",
+    ]);
     cmd.arg("--coord-port").arg(port.to_string());
     if let Some(i) = interval {
         cmd.arg("--interval").arg(i.to_string());
@@ -173,7 +204,9 @@ pub fn start_coordinator(
         cmd.arg("--coord-logfile").arg(f);
     }
     cmd.args(extra);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     // Our own settings must not leak into the coordinator.
     cmd.env_remove("LD_PRELOAD").env_remove("DMTCP_SECRET");
     let fd = listener.as_raw_fd();
@@ -181,16 +214,24 @@ pub fn start_coordinator(
     unsafe {
         cmd.pre_exec(move || {
             // dup2 onto itself would keep close-on-exec: clear it explicitly then.
-            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let st = cmd.status().map_err(|e| LaunchError::Spawn(e.to_string()))?;
+    let st = cmd
+        .status()
+        .map_err(|e| LaunchError::Spawn(e.to_string()))?;
     if !st.success() {
-        return Err(LaunchError::Spawn(format!("dmtcp_coordinator exited with {st}")));
+        return Err(LaunchError::Spawn(format!(
+            "dmtcp_coordinator exited with {st}"
+        )));
     }
     Ok(port)
 }
@@ -211,7 +252,10 @@ pub fn find_or_start(
             Ok(h) => return Ok(h),
             Err(LaunchError::Client(e)) if e.is_not_found() => {
                 if mode == CoordMode::Join {
-                    return Err(LaunchError::NoCoordinator { host: host.into(), port });
+                    return Err(LaunchError::NoCoordinator {
+                        host: host.into(),
+                        port,
+                    });
                 }
             }
             // Someone else's coordinator (or another service) on the default port: start
@@ -219,7 +263,9 @@ pub fn find_or_start(
             Err(LaunchError::Client(e)) if !explicit && mode == CoordMode::Any => {
                 tracing::debug!("default port unusable: {e}");
                 if !quiet {
-                    eprintln!("dmtcp_launch: port {port} is taken ({e}); starting a coordinator on a free port");
+                    eprintln!(
+                        "dmtcp_launch: port {port} is taken ({e}); starting a coordinator on a free port"
+                    );
                 }
                 return start_and_connect(host, 0, interval, logfile, quiet);
             }
@@ -252,12 +298,17 @@ fn resolve_program(name: &OsString) -> Option<PathBuf> {
         return p.exists().then(|| p.to_path_buf());
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| c.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| c.is_file())
 }
 
 /// Is the program a Python interpreter, or a script run by one?
 fn is_python(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if name.starts_with("python") {
         return true;
     }
@@ -265,9 +316,11 @@ fn is_python(path: &Path) -> bool {
     let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
-    head[..n].starts_with(b"#!") && head[..n].split(|&c| c == b'\n').next().is_some_and(|l| {
-        String::from_utf8_lossy(l).contains("python")
-    })
+    head[..n].starts_with(b"#!")
+        && head[..n]
+            .split(|&c| c == b'\n')
+            .next()
+            .is_some_and(|l| String::from_utf8_lossy(l).contains("python"))
 }
 
 /// The directory of the `dmtcp` Python module: installed beside the library, or in the source
@@ -291,15 +344,24 @@ pub fn main() {
     crate::init_logging(quiet);
     let prog = &args.program[0];
     let Some(prog_path) = resolve_program(prog) else {
-        die(127, format_args!("{}: command not found", prog.to_string_lossy()));
+        die(
+            127,
+            format_args!("{}: command not found", prog.to_string_lossy()),
+        );
     };
     let Some(lib) = find_shipped("libdmtcp.so") else {
-        die(1, "libdmtcp.so not found beside dmtcp_launch; is the installation complete?");
+        die(
+            1,
+            "libdmtcp.so not found beside dmtcp_launch; is the installation complete?",
+        );
     };
     if let Some(sig) = args.ckpt_signal
         && (!(1..=64).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP)
     {
-        die(1, format_args!("--ckpt-signal {sig} is not a usable signal"));
+        die(
+            1,
+            format_args!("--ckpt-signal {sig} is not a usable signal"),
+        );
     }
     let host = coord_host(args.host.clone());
     let port = coord_port(args.port).unwrap_or_else(|e| die(1, e));
@@ -310,30 +372,56 @@ pub fn main() {
     } else {
         CoordMode::Any
     };
-    let interval = args
-        .interval
-        .or_else(|| std::env::var("DMTCP_CHECKPOINT_INTERVAL").ok().and_then(|v| v.parse().ok()));
-    let coord = find_or_start(mode, &host, port, interval, args.coord_logfile.as_deref(), quiet)
-        .unwrap_or_else(|e| die(1, e));
+    let interval = args.interval.or_else(|| {
+        std::env::var("DMTCP_CHECKPOINT_INTERVAL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let coord = find_or_start(
+        mode,
+        &host,
+        port,
+        interval,
+        args.coord_logfile.as_deref(),
+        quiet,
+    )
+    .unwrap_or_else(|e| die(1, e));
     if let Some(f) = &args.port_file
         && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
     {
-        die(1, format_args!("cannot write port file {}: {e}", f.display()));
+        die(
+            1,
+            format_args!("cannot write port file {}: {e}", f.display()),
+        );
     }
 
     let ckptdir = args
         .ckptdir
         .clone()
-        .or_else(|| std::env::var_os("DMTCP_CHECKPOINT_DIR").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("DMTCP_CHECKPOINT_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| ".".into()));
     let ckptdir = std::path::absolute(&ckptdir).unwrap_or(ckptdir);
     if !ckptdir.is_dir() {
-        die(1, format_args!("checkpoint directory {} does not exist", ckptdir.display()));
+        die(
+            1,
+            format_args!("checkpoint directory {} does not exist", ckptdir.display()),
+        );
     }
 
     let mut preload: Vec<String> = Vec::new();
-    let plugins = args.with_plugin.clone().or_else(|| std::env::var("DMTCP_PLUGIN").ok());
-    for p in plugins.iter().flat_map(|p| p.split(':')).filter(|p| !p.is_empty()) {
+    let plugins = args
+        .with_plugin
+        .clone()
+        .or_else(|| std::env::var("DMTCP_PLUGIN").ok());
+    for p in plugins
+        .iter()
+        .flat_map(|p| p.split(':'))
+        .filter(|p| !p.is_empty())
+    {
         let abs = std::path::absolute(p).unwrap_or_else(|_| p.into());
         if !abs.exists() {
             die(1, format_args!("plugin {p} not found"));
@@ -381,7 +469,9 @@ pub fn main() {
     if is_python(&prog_path)
         && let Some(dir) = python_module_dir()
     {
-        let mut path = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()).unwrap_or_default();
+        let mut path = std::env::var_os("PYTHONPATH")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_default();
         if !path.is_empty() {
             path.push(":");
         }
@@ -389,10 +479,19 @@ pub fn main() {
         cmd.env("PYTHONPATH", path);
     }
     let err = cmd.exec();
-    let code = if err.kind() == std::io::ErrorKind::PermissionDenied { 126 } else { 127 };
+    let code = if err.kind() == std::io::ErrorKind::PermissionDenied {
+        126
+    } else {
+        127
+    };
     if coord.started {
         // Nobody will ever join the coordinator we started for this program.
-        let _ = Connection::command(&coord.host, coord.port, Command::Quit, Some(Duration::from_secs(5)));
+        let _ = Connection::command(
+            &coord.host,
+            coord.port,
+            Command::Quit,
+            Some(Duration::from_secs(5)),
+        );
     }
     die(code, format_args!("{}: {err}", prog.to_string_lossy()));
 }

@@ -29,8 +29,12 @@ pub fn find_shipped(name: &str) -> Option<PathBuf> {
 
 /// Coordinator host: option, then `DMTCP_COORD_HOST`, then 127.0.0.1.
 pub fn coord_host(opt: Option<String>) -> String {
-    opt.or_else(|| std::env::var("DMTCP_COORD_HOST").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_string())
+    opt.or_else(|| {
+        std::env::var("DMTCP_COORD_HOST")
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
 /// Coordinator port from an option or `DMTCP_COORD_PORT` (DMTCP also reads `DMTCP_PORT`).

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
-    #[error("cannot create a user+pid namespace ({0}); unprivileged user namespaces may be disabled here (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)")]
+    #[error(
+        "cannot create a user+pid namespace ({0}); unprivileged user namespaces may be disabled here (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)"
+    )]
     Unshare(io::Error),
     #[error("cannot write the namespace id maps: {0}")]
     Map(io::Error),
@@ -27,7 +29,11 @@ pub enum NsError {
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 fn write_map(file: &str, line: &str) -> io::Result<()> {
@@ -160,16 +166,28 @@ pub fn fork_with_pid(pid: i32) -> Result<i32, NsError> {
         ..Default::default()
     };
     // SAFETY: clone3 without CLONE_VM behaves like fork; `args` outlives the call.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if r < 0 {
-        return Err(NsError::Clone { pid, source: io::Error::last_os_error() });
+        return Err(NsError::Clone {
+            pid,
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(r as i32)
 }
 
 /// In the namespace's init: runs `f` in a child with exactly `pid`, then serves as init
 /// (reaping, forwarding signals) until it ends, and exits the same way.
-pub fn spawn_with_pid(pid: i32, f: impl FnOnce() -> i32) -> Result<std::convert::Infallible, NsError> {
+pub fn spawn_with_pid(
+    pid: i32,
+    f: impl FnOnce() -> i32,
+) -> Result<std::convert::Infallible, NsError> {
     let child = fork_with_pid(pid)?;
     if child == 0 {
         std::process::exit(f());

@@ -62,7 +62,11 @@ impl RuntimeHeap {
         // SAFETY: the lock is held.
         let lists = unsafe { &mut *self.lists.get() };
         lists.deferring = on;
-        let mut p = if on { ptr::null_mut() } else { core::mem::replace(&mut lists.deferred, ptr::null_mut()) };
+        let mut p = if on {
+            ptr::null_mut()
+        } else {
+            core::mem::replace(&mut lists.deferred, ptr::null_mut())
+        };
         self.lock.unlock();
         while !p.is_null() {
             // SAFETY: deferred blocks hold (next, len) in their first two words.
@@ -112,7 +116,11 @@ fn map(len: usize) -> *mut u8 {
             0,
         )
     };
-    if p == libc::MAP_FAILED { ptr::null_mut() } else { p.cast() }
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p.cast()
+    }
 }
 
 fn large_len(layout: &Layout) -> usize {
@@ -137,7 +145,8 @@ unsafe impl GlobalAlloc for RuntimeHeap {
             lists.free[class] = unsafe { *(head as *mut *mut u8) };
             head
         } else {
-            let aligned = ((lists.bump as usize + size.min(PAGE) - 1) & !(size.min(PAGE) - 1)) as *mut u8;
+            let aligned =
+                ((lists.bump as usize + size.min(PAGE) - 1) & !(size.min(PAGE) - 1)) as *mut u8;
             if lists.bump.is_null() || aligned as usize + size > lists.bump_end as usize {
                 let chunk = map(CHUNK);
                 if chunk.is_null() {

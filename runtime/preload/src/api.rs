@@ -24,7 +24,12 @@ fn bump() {
     EPOCH.fetch_add(1, Ordering::AcqRel);
     // SAFETY: futex wake on a static word.
     unsafe {
-        libc::syscall(libc::SYS_futex, EPOCH.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            EPOCH.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 
@@ -121,10 +126,19 @@ pub extern "C" fn dmtcp_enable_ckpt() -> c_int {
 /// # Safety
 /// The pointers are null or point to writable ints.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dmtcp_get_coordinator_status(num_peers: *mut c_int, running: *mut c_int) -> c_int {
-    let Some(s) = runtime::settings() else { return 0 };
-    let Ok(reply) = Connection::command(&s.coord_host, s.coord_port, Command::Status, Some(Duration::from_secs(10)))
-    else {
+pub unsafe extern "C" fn dmtcp_get_coordinator_status(
+    num_peers: *mut c_int,
+    running: *mut c_int,
+) -> c_int {
+    let Some(s) = runtime::settings() else {
+        return 0;
+    };
+    let Ok(reply) = Connection::command(
+        &s.coord_host,
+        s.coord_port,
+        Command::Status,
+        Some(Duration::from_secs(10)),
+    ) else {
         return 0;
     };
     // SAFETY: the caller passes valid pointers or null.
@@ -142,7 +156,10 @@ pub unsafe extern "C" fn dmtcp_get_coordinator_status(num_peers: *mut c_int, run
 /// # Safety
 /// The pointers are null or point to writable ints.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dmtcp_get_local_status(num_checkpoints: *mut c_int, num_restarts: *mut c_int) -> c_int {
+pub unsafe extern "C" fn dmtcp_get_local_status(
+    num_checkpoints: *mut c_int,
+    num_restarts: *mut c_int,
+) -> c_int {
     if runtime::settings().is_none() {
         return 0;
     }
@@ -170,9 +187,16 @@ pub extern "C" fn dmtcp_get_ckpt_signal() -> c_int {
 
 /// Returns a C string kept in `slot`; it stays valid until the value changes.
 fn cached(slot: &Mutex<Option<CString>>, value: Option<String>) -> *const c_char {
-    let Some(value) = value else { return core::ptr::null() };
-    let Ok(mut slot) = slot.lock() else { return core::ptr::null() };
-    if slot.as_ref().is_none_or(|c| c.as_bytes() != value.as_bytes()) {
+    let Some(value) = value else {
+        return core::ptr::null();
+    };
+    let Ok(mut slot) = slot.lock() else {
+        return core::ptr::null();
+    };
+    if slot
+        .as_ref()
+        .is_none_or(|c| c.as_bytes() != value.as_bytes())
+    {
         *slot = CString::new(value).ok();
     }
     slot.as_ref().map_or(core::ptr::null(), |c| c.as_ptr())
@@ -194,7 +218,10 @@ pub extern "C" fn dmtcp_get_ckpt_dir() -> *const c_char {
 }
 
 fn identity(f: impl Fn(&dmtcp_protocol::Assignment) -> String) -> Option<String> {
-    session::IDENTITY.lock().ok().and_then(|a| a.as_ref().map(&f))
+    session::IDENTITY
+        .lock()
+        .ok()
+        .and_then(|a| a.as_ref().map(&f))
 }
 
 #[unsafe(no_mangle)]

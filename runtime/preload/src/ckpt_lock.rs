@@ -34,7 +34,12 @@ fn futex_wait(expected: u32) {
 fn futex_wake_all() {
     // SAFETY: as above.
     unsafe {
-        libc::syscall(libc::SYS_futex, STATE.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            STATE.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 
@@ -48,7 +53,10 @@ pub fn enter() {
     loop {
         let s = STATE.load(Ordering::Acquire);
         if s & (WRITER | WAITING) == 0 {
-            if STATE.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if STATE
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 break;
             }
         } else {
@@ -84,7 +92,10 @@ pub fn acquire_exclusive() {
     loop {
         let s = STATE.load(Ordering::Acquire);
         if s & READERS == 0 && s & WRITER == 0 {
-            if STATE.compare_exchange_weak(s, WRITER, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if STATE
+                .compare_exchange_weak(s, WRITER, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 return;
             }
         } else {

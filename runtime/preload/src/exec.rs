@@ -11,7 +11,8 @@ use crate::{ckpt_lock, real_fn, runtime, session};
 use libc::{c_char, c_int};
 use std::ffi::{CStr, CString};
 
-type ExecveFn = unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+type ExecveFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 type FexecveFn = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
 
 unsafe extern "C" {
@@ -43,7 +44,9 @@ unsafe fn build_env(envp: *const *const c_char, handoff: bool) -> Vec<CString> {
         let k = key_of(e);
         k != EXEC_HANDOFF_ENV.as_bytes() && k != IDENTITY_ENV.as_bytes()
     });
-    let Some(settings) = runtime::settings() else { return out };
+    let Some(settings) = runtime::settings() else {
+        return out;
+    };
     for (k, v) in &settings.inherited_env {
         let k = k.as_encoded_bytes();
         let v = v.as_encoded_bytes();
@@ -76,8 +79,12 @@ fn kv(k: &[u8], v: &[u8]) -> CString {
 
 /// Puts every library of the launch-time `LD_PRELOAD` back in front of the program's own.
 fn ensure_preload(env: &mut Vec<CString>, ours: &[u8]) {
-    let pos = env.iter().position(|e| e.as_bytes().starts_with(b"LD_PRELOAD="));
-    let current: Vec<u8> = pos.map(|i| env[i].as_bytes()[11..].to_vec()).unwrap_or_default();
+    let pos = env
+        .iter()
+        .position(|e| e.as_bytes().starts_with(b"LD_PRELOAD="));
+    let current: Vec<u8> = pos
+        .map(|i| env[i].as_bytes()[11..].to_vec())
+        .unwrap_or_default();
     let has = |lib: &[u8]| current.split(|&c| c == b':' || c == b' ').any(|x| x == lib);
     let mut missing: Vec<&[u8]> = ours
         .split(|&c| c == b':' || c == b' ')
@@ -110,7 +117,10 @@ fn set_cloexec(on: bool) {
 ///
 /// # Safety
 /// `envp` is null or a valid environment array.
-unsafe fn exec_with(envp: *const *const c_char, call: impl FnOnce(*const *const c_char) -> c_int) -> c_int {
+unsafe fn exec_with(
+    envp: *const *const c_char,
+    call: impl FnOnce(*const *const c_char) -> c_int,
+) -> c_int {
     if runtime::settings().is_none() {
         return call(envp);
     }
@@ -139,7 +149,11 @@ unsafe fn exec_with(envp: *const *const c_char, call: impl FnOnce(*const *const 
 /// # Safety
 /// Same contract as execve(2).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     let real: ExecveFn = real_fn!("execve");
     crate::plugin::dispatch_pre_exec(path);
     // SAFETY: forwarding the caller's arguments.
@@ -157,7 +171,11 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 /// # Safety
 /// Same contract as execvpe(3).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     let real: ExecveFn = real_fn!("execvpe");
     crate::plugin::dispatch_pre_exec(file);
     // SAFETY: forwarding the caller's arguments.
@@ -175,7 +193,11 @@ pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char)
 /// # Safety
 /// Same contract as fexecve(3).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     let real: FexecveFn = real_fn!("fexecve");
     crate::plugin::dispatch_pre_exec(core::ptr::null());
     // SAFETY: forwarding the caller's arguments.

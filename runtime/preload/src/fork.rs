@@ -36,15 +36,28 @@ extern "C" fn child() {
         return;
     };
     // try_lock: another thread of the parent may have held it when we forked.
-    let parent = session::IDENTITY.try_lock().ok().and_then(|a| a.as_ref().map(|a| a.upid));
+    let parent = session::IDENTITY
+        .try_lock()
+        .ok()
+        .and_then(|a| a.as_ref().map(|a| a.upid));
     runtime::note_pid();
     match session::join(settings, parent) {
         Ok(a) => {
-            crate::debug!("forked child joined as {} (virtual pid {})", a.upid, a.virtual_pid);
+            crate::debug!(
+                "forked child joined as {} (virtual pid {})",
+                a.upid,
+                a.virtual_pid
+            );
             ckpt_thread::spawn();
         }
         Err(e) => crate::warn!("forked child cannot join the coordinator: {e}"),
     }
     ckpt_lock::leave();
-    plugin::dispatch(Event::AtforkChild, &EventData { pid: parent_pid, ..EventData::empty() });
+    plugin::dispatch(
+        Event::AtforkChild,
+        &EventData {
+            pid: parent_pid,
+            ..EventData::empty()
+        },
+    );
 }

@@ -41,7 +41,10 @@ pub fn emit(level: &str, args: fmt::Arguments<'_>) {
     if QUIET.load(Ordering::Relaxed) && level != "error" {
         return;
     }
-    let mut line = Line { buf: [0; 512], len: 0 };
+    let mut line = Line {
+        buf: [0; 512],
+        len: 0,
+    };
     // SAFETY: getpid cannot fail.
     let pid = unsafe { libc::getpid() };
     let _ = write!(line, "dmtcp[{pid}]: {level}: ");

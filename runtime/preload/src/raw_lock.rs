@@ -12,7 +12,11 @@ impl RawLock {
 
     pub fn lock(&self) {
         // 0 = free, 1 = held, 2 = held with waiters.
-        if self.0.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .0
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
         while self.0.swap(2, Ordering::Acquire) != 0 {
@@ -48,6 +52,11 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: as above.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }

@@ -9,7 +9,8 @@ macro_rules! real_fn {
         let mut p = CACHE.load(::core::sync::atomic::Ordering::Relaxed);
         if p == 0 {
             // SAFETY: dlsym with a static NUL-terminated name.
-            p = unsafe { ::libc::dlsym(::libc::RTLD_NEXT, concat!($name, "\0").as_ptr().cast()) } as usize;
+            p = unsafe { ::libc::dlsym(::libc::RTLD_NEXT, concat!($name, "\0").as_ptr().cast()) }
+                as usize;
             if p == 0 {
                 $crate::error!("cannot resolve {}", $name);
                 // SAFETY: nothing sensible can continue without the real function.

@@ -54,7 +54,8 @@ impl Write for CoordFd {
         loop {
             // SAFETY: writing a valid buffer to our protected fd; MSG_NOSIGNAL avoids SIGPIPE
             // reaching the program when the coordinator is gone.
-            let n = unsafe { libc::send(COORD_FD, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            let n =
+                unsafe { libc::send(COORD_FD, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -115,7 +116,8 @@ pub fn adopt_fd(fd: i32) {
 pub fn coord_fd_is_open() -> bool {
     // SAFETY: fstat into a local buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(COORD_FD, &mut st) } == 0) && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    (unsafe { libc::fstat(COORD_FD, &mut st) } == 0)
+        && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
 }
 
 pub fn close_coord_fd() {
@@ -147,7 +149,11 @@ pub fn recv() -> Result<CoordMsg, FrameError> {
 /// the checkpoint thread's gate, and an `exec` of the program would then wait forever.
 pub fn wait_readable() {
     loop {
-        let mut pfd = libc::pollfd { fd: COORD_FD, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: COORD_FD,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: poll on one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, -1) };
         if n != 0 && !(n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted) {
@@ -166,7 +172,10 @@ struct Deferred {
 // SAFETY: `order` is only accessed with `lock` held.
 unsafe impl Sync for Deferred {}
 
-static DEFERRED: Deferred = Deferred { lock: RawLock::new(), order: core::cell::UnsafeCell::new(None) };
+static DEFERRED: Deferred = Deferred {
+    lock: RawLock::new(),
+    order: core::cell::UnsafeCell::new(None),
+};
 
 fn defer(msg: CoordMsg, waiting_for: &str) {
     match msg {
@@ -192,7 +201,9 @@ pub fn take_deferred() -> Option<dmtcp_protocol::CheckpointOrder> {
 /// Arrives at the named global barrier and waits for its release; returns the peer count.
 /// Only the checkpoint thread reads the connection, so it may call this.
 pub fn barrier(name: &str) -> Result<u32, SessionError> {
-    send(&WorkerMsg::Barrier { name: name.to_string() })?;
+    send(&WorkerMsg::Barrier {
+        name: name.to_string(),
+    })?;
     loop {
         match recv()? {
             CoordMsg::BarrierReleased { name: n, num_peers } if n == name => return Ok(num_peers),
@@ -208,7 +219,12 @@ static KV_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1
 /// One key-value request, answered in order (checkpoint thread only, like `barrier`).
 pub fn kv(db: &str, key: &[u8], op: KvOp) -> Result<Option<Vec<u8>>, SessionError> {
     let id = KV_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    send(&WorkerMsg::Kv(KvRequest { id, db: db.into(), key: key.into(), op }))?;
+    send(&WorkerMsg::Kv(KvRequest {
+        id,
+        db: db.into(),
+        key: key.into(),
+        op,
+    }))?;
     loop {
         match recv()? {
             CoordMsg::Kv(r) if r.id == id => {

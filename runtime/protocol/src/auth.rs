@@ -22,11 +22,15 @@ pub const SECRET_DIR_ENV: &str = "DMTCP_SECRET_DIR";
 pub enum SecretError {
     #[error("cannot create secret directory {path}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("secret directory {path} is not private to uid {uid} (mode or owner); fix it with `chmod 700 {path}`")]
+    #[error(
+        "secret directory {path} is not private to uid {uid} (mode or owner); fix it with `chmod 700 {path}`"
+    )]
     UnsafeDir { path: PathBuf, uid: u32 },
     #[error("cannot write secret file {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("no secret for coordinator {coord_id} at {path}: it belongs to another user or its files were removed")]
+    #[error(
+        "no secret for coordinator {coord_id} at {path}: it belongs to another user or its files were removed"
+    )]
     Missing { coord_id: String, path: PathBuf },
     #[error("secret file {path} is malformed")]
     Malformed { path: PathBuf },
@@ -89,20 +93,30 @@ impl Secret {
     }
 
     pub fn client_proof(&self, server_nonce: &[u8; 32]) -> [u8; 32] {
-        self.mac(b"client", server_nonce).finalize().into_bytes().into()
+        self.mac(b"client", server_nonce)
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     pub fn server_proof(&self, client_nonce: &[u8; 32]) -> [u8; 32] {
-        self.mac(b"server", client_nonce).finalize().into_bytes().into()
+        self.mac(b"server", client_nonce)
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     /// Constant-time check of a client's proof.
     pub fn verify_client(&self, server_nonce: &[u8; 32], proof: &[u8; 32]) -> bool {
-        self.mac(b"client", server_nonce).verify_slice(proof).is_ok()
+        self.mac(b"client", server_nonce)
+            .verify_slice(proof)
+            .is_ok()
     }
 
     pub fn verify_server(&self, client_nonce: &[u8; 32], proof: &[u8; 32]) -> bool {
-        self.mac(b"server", client_nonce).verify_slice(proof).is_ok()
+        self.mac(b"server", client_nonce)
+            .verify_slice(proof)
+            .is_ok()
     }
 }
 
@@ -133,10 +147,19 @@ fn ensure_private_dir(dir: &Path) -> Result<(), SecretError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| SecretError::CreateDir { path: dir.into(), source })?;
-    let meta = fs::metadata(dir).map_err(|source| SecretError::CreateDir { path: dir.into(), source })?;
+        .map_err(|source| SecretError::CreateDir {
+            path: dir.into(),
+            source,
+        })?;
+    let meta = fs::metadata(dir).map_err(|source| SecretError::CreateDir {
+        path: dir.into(),
+        source,
+    })?;
     if meta.uid() != my_uid() || meta.mode() & 0o077 != 0 {
-        return Err(SecretError::UnsafeDir { path: dir.into(), uid: my_uid() });
+        return Err(SecretError::UnsafeDir {
+            path: dir.into(),
+            uid: my_uid(),
+        });
     }
     Ok(())
 }
@@ -151,9 +174,15 @@ pub fn store_secret(coord_id: &str, secret: &Secret) -> Result<PathBuf, SecretEr
         .create_new(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|source| SecretError::Write { path: path.clone(), source })?;
+        .map_err(|source| SecretError::Write {
+            path: path.clone(),
+            source,
+        })?;
     f.write_all(format!("{}\n", secret.to_hex()).as_bytes())
-        .map_err(|source| SecretError::Write { path: path.clone(), source })?;
+        .map_err(|source| SecretError::Write {
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 
@@ -206,7 +235,10 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         assert_eq!(load_secret("feed").unwrap(), s);
-        assert!(matches!(load_secret("beef"), Err(SecretError::Missing { .. })));
+        assert!(matches!(
+            load_secret("beef"),
+            Err(SecretError::Missing { .. })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

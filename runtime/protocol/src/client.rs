@@ -13,16 +13,34 @@ use std::time::Duration;
 pub enum ClientError {
     #[error("no coordinator at {addr}: {source}")]
     NotFound { addr: String, source: io::Error },
-    #[error("{addr} does not speak the coordinator protocol (is it another service, or a DMTCP C++ coordinator?)")]
+    #[error(
+        "{addr} does not speak the coordinator protocol (is it another service, or a DMTCP C++ coordinator?)"
+    )]
     NotACoordinator { addr: String },
-    #[error("coordinator at {addr} speaks protocol version {theirs}, this tool speaks {ours}: use tools from the same installation")]
-    VersionMismatch { addr: String, theirs: u32, ours: u32 },
-    #[error("coordinator at {addr} belongs to uid {owner}, not to you (uid {me}); start your own with --new-coordinator or another port")]
+    #[error(
+        "coordinator at {addr} speaks protocol version {theirs}, this tool speaks {ours}: use tools from the same installation"
+    )]
+    VersionMismatch {
+        addr: String,
+        theirs: u32,
+        ours: u32,
+    },
+    #[error(
+        "coordinator at {addr} belongs to uid {owner}, not to you (uid {me}); start your own with --new-coordinator or another port"
+    )]
     ForeignUser { addr: String, owner: u32, me: u32 },
     #[error("coordinator at {addr}: {source}")]
-    Secret { addr: String, #[source] source: SecretError },
+    Secret {
+        addr: String,
+        #[source]
+        source: SecretError,
+    },
     #[error("coordinator at {addr} refused the connection: {message}")]
-    Rejected { addr: String, reason: RejectReason, message: String },
+    Rejected {
+        addr: String,
+        reason: RejectReason,
+        message: String,
+    },
     #[error("coordinator at {addr} failed to prove it knows the computation's secret")]
     Impostor { addr: String },
     #[error("coordinator at {addr}: {source}")]
@@ -65,7 +83,10 @@ impl Connection {
         addr: String,
         role: Role,
     ) -> Result<(Connection, Option<Assignment>), ClientError> {
-        let fe = |source| ClientError::Frame { addr: addr.clone(), source };
+        let fe = |source| ClientError::Frame {
+            addr: addr.clone(),
+            source,
+        };
         let _ = stream.set_nodelay(true);
         let hello: ServerHello = match frame::read_frame(&mut stream) {
             Ok(h) => h,
@@ -77,17 +98,28 @@ impl Connection {
             return Err(ClientError::NotACoordinator { addr });
         }
         if hello.version != PROTOCOL_VERSION {
-            return Err(ClientError::VersionMismatch { addr, theirs: hello.version, ours: PROTOCOL_VERSION });
+            return Err(ClientError::VersionMismatch {
+                addr,
+                theirs: hello.version,
+                ours: PROTOCOL_VERSION,
+            });
         }
         let me = auth::my_uid();
         let secret = match auth::load_secret(&hello.coord_id) {
             Ok(s) => s,
             Err(_) if hello.owner_uid != me => {
-                return Err(ClientError::ForeignUser { addr, owner: hello.owner_uid, me });
+                return Err(ClientError::ForeignUser {
+                    addr,
+                    owner: hello.owner_uid,
+                    me,
+                });
             }
             Err(source) => return Err(ClientError::Secret { addr, source }),
         };
-        let nonce = auth::random_bytes::<32>().map_err(|source| ClientError::Secret { addr: addr.clone(), source })?;
+        let nonce = auth::random_bytes::<32>().map_err(|source| ClientError::Secret {
+            addr: addr.clone(),
+            source,
+        })?;
         let reply = ClientHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
@@ -111,7 +143,11 @@ impl Connection {
                 };
                 Ok((conn, w.assignment))
             }
-            HelloReply::Rejected(r) => Err(ClientError::Rejected { addr, reason: r.reason, message: r.message }),
+            HelloReply::Rejected(r) => Err(ClientError::Rejected {
+                addr,
+                reason: r.reason,
+                message: r.message,
+            }),
         }
     }
 
@@ -134,13 +170,20 @@ impl Connection {
         let addr = conn.addr.clone();
         // A blocking checkpoint may take as long as the images take to write.
         let _ = conn.stream.set_read_timeout(None);
-        conn.send(&cmd).map_err(|source| ClientError::Frame { addr: addr.clone(), source })?;
-        conn.recv().map_err(|source| ClientError::Frame { addr, source })
+        conn.send(&cmd).map_err(|source| ClientError::Frame {
+            addr: addr.clone(),
+            source,
+        })?;
+        conn.recv()
+            .map_err(|source| ClientError::Frame { addr, source })
     }
 }
 
 fn connect(addr: &str, timeout: Option<Duration>) -> Result<TcpStream, ClientError> {
-    let not_found = |source| ClientError::NotFound { addr: addr.to_string(), source };
+    let not_found = |source| ClientError::NotFound {
+        addr: addr.to_string(),
+        source,
+    };
     let addrs: Vec<_> = addr.to_socket_addrs().map_err(not_found)?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host name did not resolve");
     for a in addrs {

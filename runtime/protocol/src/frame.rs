@@ -70,7 +70,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let msg = WorkerMsg::Barrier { name: "DMT:SUSPEND".into() };
+        let msg = WorkerMsg::Barrier {
+            name: "DMT:SUSPEND".into(),
+        };
         let bytes = encode(&msg);
         let back: WorkerMsg = read_frame(&mut &bytes[..]).unwrap();
         assert_eq!(back, msg);

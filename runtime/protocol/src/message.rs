@@ -123,17 +123,26 @@ pub enum HelloReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkerMsg {
     /// Arrived at a named global barrier.
-    Barrier { name: String },
+    Barrier {
+        name: String,
+    },
     Kv(KvRequest),
     /// The program (or a signal from the batch system) asks for a checkpoint.
     RequestCheckpoint,
     State(WorkerState),
     /// The process exec'd a new program; it keeps its identity and connection.
-    Exec { progname: String },
+    Exec {
+        progname: String,
+    },
     /// This process's image for the current generation is complete and durable.
-    CkptWritten { image: String, bytes: u64 },
+    CkptWritten {
+        image: String,
+        bytes: u64,
+    },
     /// This process could not write its image.
-    CkptFailed { error: String },
+    CkptFailed {
+        error: String,
+    },
     /// The process is exiting normally.
     Leaving,
 }
@@ -142,12 +151,17 @@ pub enum WorkerMsg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CoordMsg {
     DoCheckpoint(CheckpointOrder),
-    BarrierReleased { name: String, num_peers: u32 },
+    BarrierReleased {
+        name: String,
+        num_peers: u32,
+    },
     Kv(KvResponse),
     /// Exit now (`dmtcp_command --kill`, or after a `--kcheckpoint`).
     Kill,
     /// The coordinator gives up on this peer (barrier desync and the like).
-    Fatal { message: String },
+    Fatal {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

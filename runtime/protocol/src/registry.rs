@@ -35,7 +35,9 @@ pub fn unregister(coord_id: &str) {
 /// The coordinators of this user that run on this host and are still alive.
 pub fn live_on_this_host() -> Vec<CoordinatorEntry> {
     let host = crate::ids::hostname();
-    let Ok(dir) = fs::read_dir(secret_dir()) else { return Vec::new() };
+    let Ok(dir) = fs::read_dir(secret_dir()) else {
+        return Vec::new();
+    };
     let mut out: Vec<CoordinatorEntry> = dir
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
