@@ -130,15 +130,12 @@ pub unsafe extern "C" fn dmtcp_get_coordinator_status(
     num_peers: *mut c_int,
     running: *mut c_int,
 ) -> c_int {
-    let Some(s) = runtime::settings() else {
+    let Some((host, port)) = runtime::coordinator() else {
         return 0;
     };
-    let Ok(reply) = Connection::command(
-        &s.coord_host,
-        s.coord_port,
-        Command::Status,
-        Some(Duration::from_secs(10)),
-    ) else {
+    let Ok(reply) =
+        Connection::command(&host, port, Command::Status, Some(Duration::from_secs(10)))
+    else {
         return 0;
     };
     // SAFETY: the caller passes valid pointers or null.

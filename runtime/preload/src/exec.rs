@@ -47,6 +47,16 @@ unsafe fn build_env(envp: *const *const c_char, handoff: bool) -> Vec<CString> {
     let Some(settings) = runtime::settings() else {
         return out;
     };
+    // After a restart the coordinator may be elsewhere than the environment says.
+    if let Some((host, port)) = runtime::coordinator() {
+        for (k, v) in [
+            ("DMTCP_COORD_HOST", host),
+            ("DMTCP_COORD_PORT", port.to_string()),
+        ] {
+            out.retain(|e| key_of(e) != k.as_bytes());
+            out.push(kv(k.as_bytes(), v.as_bytes()));
+        }
+    }
     for (k, v) in &settings.inherited_env {
         let k = k.as_encoded_bytes();
         let v = v.as_encoded_bytes();

@@ -40,6 +40,22 @@ pub(crate) mod runtime {
         SETTINGS.get_or_init(|| s)
     }
 
+    /// The coordinator given by the last restart, if it differs from the launch settings.
+    static COORDINATOR: std::sync::Mutex<Option<(String, u16)>> = std::sync::Mutex::new(None);
+
+    /// Where the coordinator is now: as launched, or as the last restart said.
+    pub fn coordinator() -> Option<(String, u16)> {
+        let s = settings()?;
+        // try_lock: in a fork child the lock may have been held by a thread that is gone.
+        let moved = COORDINATOR.try_lock().ok().and_then(|c| c.clone());
+        Some(moved.unwrap_or_else(|| (s.coord_host.clone(), s.coord_port)))
+    }
+
+    /// After a restart: children forked or exec'd from now on join this coordinator.
+    pub fn set_coordinator(host: String, port: u16) {
+        *COORDINATOR.lock().unwrap_or_else(|e| e.into_inner()) = Some((host, port));
+    }
+
     /// Remembers our pid; a vfork child shares our memory but not our pid.
     pub fn note_pid() {
         // SAFETY: getpid cannot fail.

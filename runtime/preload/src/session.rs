@@ -88,9 +88,11 @@ pub fn join(settings: &Settings, parent: Option<UniquePid>) -> Result<Assignment
         parent,
         interval: settings.interval,
     };
+    let (host, port) =
+        crate::runtime::coordinator().unwrap_or((settings.coord_host.clone(), settings.coord_port));
     let (conn, assignment) = Connection::open(
-        &settings.coord_host,
-        settings.coord_port,
+        &host,
+        port,
         Role::Worker(hello),
         Some(Duration::from_secs(30)),
     )?;
