@@ -3,7 +3,7 @@
 //! process checkpointed several times while it keeps running.
 
 use dmtcp_tests::engine_support::{
-    assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
 };
 use dmtcp_tests::{Env, QUICK};
 
@@ -64,10 +64,13 @@ fn repeated_checkpoints_then_restart_script() {
     let prog = env.program("ckpt_counter");
     let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap()]));
     env.wait_peers_of(port, 1, &mut run);
-    // Two blocking checkpoints while it runs on: it must keep counting correctly.
+    // Two blocking checkpoints while it runs on (written by a forked copy while the program
+    // continues): it must keep counting correctly.
+    let mut window = (0, 0);
     for _ in 0..2 {
         let have = numbers(&run.stdout_so_far(), "tick").len();
         wait_lines(&env, &mut run, "tick", have + 3);
+        let before = numbers(&run.stdout_so_far(), "tick").len() as u64;
         let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
         assert_eq!(
             out.code(),
@@ -76,7 +79,15 @@ fn repeated_checkpoints_then_restart_script() {
             out.describe(),
             env.diagnostics()
         );
+        window = (before, numbers(&run.stdout_so_far(), "tick").len() as u64);
     }
+    let live_image = env.dir.join("live-checkpoint.dmtcp");
+    let img = images(env.dir.path(), "ckpt_counter")
+        .pop()
+        .expect("an image");
+    // Copied as the test user, who owns the images.
+    let cp = env.run(&env.cmd("cp").arg(&img).arg(&live_image), QUICK);
+    assert_eq!(cp.code(), Some(0), "{}", cp.describe());
     let have = numbers(&run.stdout_so_far(), "tick").len();
     wait_lines(&env, &mut run, "tick", have + 3);
     assert_consecutive(
@@ -94,4 +105,15 @@ fn repeated_checkpoints_then_restart_script() {
     wait_lines(&env, &mut r, "tick", 3);
     let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
     assert_consecutive(&t, last + 1, "restart through dmtcp_restart_script.sh");
+
+    // The image of the second live checkpoint continues from where that checkpoint was taken.
+    let mut r = restart(&env, port, &live_image);
+    wait_lines(&env, &mut r, "tick", 3);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
+    assert!(
+        window.0 < t[0] && t[0] <= window.1 + 1,
+        "restart of a live checkpoint taken between ticks {window:?} began at {}",
+        t[0]
+    );
+    assert_consecutive(&t, t[0], "restart of a live checkpoint");
 }

@@ -16,6 +16,7 @@
 //! - report outcomes to the program's API: `api::note_checkpoint_done(generation, image)`,
 //!   `api::note_checkpoint_failed()`, and after a restart `api::note_restart(generation)`.
 
+mod forked;
 mod layout;
 mod maps;
 mod process;
@@ -41,6 +42,9 @@ static CKPT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 /// The writer's input and output, handed to and from our own signal handler.
 static JOB: Mutex<Option<write::Job>> = Mutex::new(None);
 static RESULT: Mutex<Option<Result<write::Written, write::WriteError>>> = Mutex::new(None);
+/// This checkpoint writes from a forked child (set per order), and that child's pid.
+static FORK_THIS: AtomicBool = AtomicBool::new(false);
+static WRITER_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
 /// A checkpoint directory given to `dmtcp_restart --ckptdir`, which wins afterwards.
 static DIR_OVERRIDE: Mutex<Option<String>> = Mutex::new(None);
 
@@ -75,6 +79,7 @@ pub fn init(ckpt_signal: i32) {
         return;
     }
     threads::ON_CKPT_FRAME.store(write_from_handler as *const () as usize, Ordering::Release);
+    forked::init();
     READY.store(true, Ordering::Release);
 }
 
@@ -109,6 +114,8 @@ enum CkptError {
     Write(#[from] write::WriteError),
     #[error("the image writer did not run")]
     NoResult,
+    #[error("{0}")]
+    Forked(String),
 }
 
 pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
@@ -141,7 +148,24 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         return after_restart();
     }
     let written = match outcome {
-        Ok(w) => w,
+        Ok(Outcome::Written(w)) => w,
+        Ok(Outcome::Forked(pid)) => {
+            // The child has its snapshot: the program runs on while it writes.
+            plugin::dispatch_checkpoint(Event::Resume, order.generation);
+            threads::release_all();
+            return match forked::wait(pid) {
+                Ok(w) => {
+                    session::send(&WorkerMsg::CkptWritten {
+                        image: w.path.clone(),
+                        bytes: w.bytes,
+                    })?;
+                    api::note_checkpoint_done(order.generation, &w.path);
+                    session::send(&WorkerMsg::State(WorkerState::Running))?;
+                    Ok(())
+                }
+                Err(e) => report_failure(CkptError::Forked(e)),
+            };
+        }
         Err(e) => {
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
             threads::release_all();
@@ -164,33 +188,59 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     Ok(())
 }
 
+enum Outcome {
+    Written(write::Written),
+    /// A forked child is writing the image.
+    Forked(i32),
+}
+
 /// Captures the frozen process and writes its image (through our own signal frame).
-fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<write::Written, CkptError> {
+fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError> {
     process::capture(sig);
     capture_thread_pending(sig);
-    let _ = order;
+    // With --kcheckpoint the program must not run past its image: write in-process.
+    FORK_THIS.store(
+        !order.kill_after && forked_writes_enabled(),
+        Ordering::Release,
+    );
+    WRITER_PID.store(0, Ordering::Release);
     *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = None;
     threads::tgkill(sys::gettid(), sig);
     // After a restart we arrive here again, from the restored signal frame.
     if restart::RESTARTED.load(Ordering::Acquire) {
         return Err(CkptError::NoResult);
     }
+    let pid = WRITER_PID.load(Ordering::Acquire);
+    if pid > 0 {
+        return Ok(Outcome::Forked(pid));
+    }
     RESULT
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .ok_or(CkptError::NoResult)?
+        .map(Outcome::Written)
         .map_err(Into::into)
+}
+
+/// `DMTCP_FORKED_CHECKPOINT=0` writes images in-process (the program waits for the write).
+fn forked_writes_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("DMTCP_FORKED_CHECKPOINT").map_or(true, |v| v != "0"))
 }
 
 /// Runs inside our own checkpoint-signal handler, after it recorded our frame.
 fn write_from_handler() {
-    crate::HEAP.defer_unmaps(true);
     let job = JOB.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let result = match job {
-        Some(job) => write::write_image(&job),
-        None => return crate::HEAP.defer_unmaps(false),
-    };
+    let Some(job) = job else { return };
+    if FORK_THIS.load(Ordering::Acquire)
+        && let Some(pid) = forked::spawn(&job)
+    {
+        WRITER_PID.store(pid, Ordering::Release);
+        return;
+    }
+    crate::HEAP.defer_unmaps(true);
+    let result = write::write_image(&job);
     *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
     crate::HEAP.defer_unmaps(false);
 }
@@ -359,6 +409,8 @@ fn after_restart() -> Result<(), SessionError> {
     }
     // Every thread has left the hole's stack: make it a reservation again.
     layout::rereserve_hole();
+    // The report page came back as private memory.
+    forked::init();
     let data = restart::take_data();
     let mut generation = 0;
     if let Some(d) = &data {

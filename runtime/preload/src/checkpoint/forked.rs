@@ -1,0 +1,127 @@
+//! Writing the image from a forked copy of the process: the child holds a copy-on-write
+//! snapshot of the frozen memory and writes it, while the program resumes at once. The pause
+//! becomes freeze + fork instead of freeze + the whole write.
+//!
+//! The child is created with a raw `clone` and no exit signal: glibc's fork handlers do not
+//! run (ours would join the coordinator) and the program's SIGCHLD handler and `waitpid(-1)`
+//! never see it. It reports through a shared page made at start-up (and again after restart).
+
+use super::write::{self, Job, Written};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use dmtcp_restorer::sys;
+
+const PAGE: usize = 4096;
+const PATH_MAX: usize = 1024;
+const ERR_MAX: usize = 2048;
+
+#[repr(C)]
+struct Report {
+    /// 0: nothing yet, 1: written, 2: failed.
+    status: u32,
+    path_len: u32,
+    err_len: u32,
+    bytes: u64,
+    path: [u8; PATH_MAX],
+    err: [u8; ERR_MAX],
+}
+
+static REPORT: AtomicUsize = AtomicUsize::new(0);
+
+/// Maps the shared report page (at start-up, and after a restart, where the restored copy is
+/// private memory).
+pub fn init() {
+    // SAFETY: a new shared anonymous page.
+    let p = unsafe {
+        sys::syscall6(
+            sys::SYS_MMAP,
+            0,
+            PAGE,
+            sys::PROT_READ | sys::PROT_WRITE,
+            0x01 | sys::MAP_ANONYMOUS, // MAP_SHARED
+            usize::MAX,
+            0,
+        )
+    };
+    if !sys::is_err(p) {
+        let old = REPORT.swap(p as usize, Ordering::AcqRel);
+        if old != 0 {
+            // SAFETY: the previous page is ours and no child uses it any more.
+            unsafe { sys::syscall2(sys::SYS_MUNMAP, old, PAGE) };
+        }
+    }
+}
+
+/// Forks the writer; returns its pid, or None when the image must be written in-process.
+pub fn spawn(job: &Job) -> Option<i32> {
+    let report = REPORT.load(Ordering::Acquire);
+    if report == 0 {
+        return None;
+    }
+    // SAFETY: the report page is ours; nobody else writes it while no child runs.
+    unsafe { (*(report as *mut Report)).status = 0 };
+    // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
+    // here on a copy of this stack. It only writes the image and exits.
+    let pid = unsafe { sys::syscall5(56, 0, 0, 0, 0, 0) };
+    if pid == 0 {
+        // The child's own heap must not unmap what its memory map lists (see `defer_unmaps`).
+        crate::HEAP.defer_unmaps(true);
+        let r = write::write_image(job);
+        // SAFETY: the shared page, written by this child only.
+        let rep = unsafe { &mut *(report as *mut Report) };
+        match r {
+            Ok(w) => {
+                let n = w.path.len().min(PATH_MAX);
+                rep.path[..n].copy_from_slice(&w.path.as_bytes()[..n]);
+                rep.path_len = n as u32;
+                rep.bytes = w.bytes;
+                rep.status = 1;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let n = msg.len().min(ERR_MAX);
+                rep.err[..n].copy_from_slice(&msg.as_bytes()[..n]);
+                rep.err_len = n as u32;
+                rep.status = 2;
+            }
+        }
+        sys::exit_group(0);
+    }
+    (pid > 0).then_some(pid as i32)
+}
+
+/// Waits for the writer `pid` and returns what it reported.
+pub fn wait(pid: i32) -> Result<Written, String> {
+    let mut info = [0u8; 128];
+    loop {
+        // waitid(P_PID, pid, &info, WEXITED | __WCLONE, NULL)
+        // SAFETY: waitid into a local siginfo buffer.
+        let r = unsafe {
+            sys::syscall5(
+                247,
+                1,
+                pid as usize,
+                info.as_mut_ptr() as usize,
+                4 | 0x8000_0000,
+                0,
+            )
+        };
+        if r == -4 {
+            continue; // EINTR
+        }
+        if sys::is_err(r) {
+            return Err(format!("lost the image writer process (errno {})", -r));
+        }
+        break;
+    }
+    let report = REPORT.load(Ordering::Acquire);
+    // SAFETY: the child has exited; the page is ours to read.
+    let rep = unsafe { &*(report as *const Report) };
+    match rep.status {
+        1 => Ok(Written {
+            path: String::from_utf8_lossy(&rep.path[..rep.path_len as usize]).into_owned(),
+            bytes: rep.bytes,
+        }),
+        2 => Err(String::from_utf8_lossy(&rep.err[..rep.err_len as usize]).into_owned()),
+        _ => Err("the image writer process died before finishing".into()),
+    }
+}
