@@ -129,6 +129,11 @@ pub struct RestartInfo {
     /// The image this process was restarted from.
     pub image: u64,
     pub image_len: u64,
+    /// The coordinator the restarted process now belongs to (appended fields: older
+    /// runtimes read only the prefix).
+    pub coord_host: u64,
+    pub coord_host_len: u64,
+    pub coord_port: u64,
 }
 
 /// Largest `/proc/self/auxv` kept (the kernel's saved auxv is smaller).

@@ -29,7 +29,7 @@ use crate::plugin::{self, Event};
 use crate::session::{self, SessionError};
 use crate::{api, ckpt_lock, runtime};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use dmtcp_protocol::{Assignment, CheckpointOrder, CoordMsg, WorkerMsg, WorkerState};
+use dmtcp_protocol::{Assignment, CheckpointOrder, CoordMsg, KvOp, WorkerMsg, WorkerState};
 use dmtcp_restorer::sys;
 use std::sync::Mutex;
 
@@ -116,6 +116,12 @@ enum CkptError {
     NoResult,
     #[error("{0}")]
     Forked(String),
+    #[error("cannot rename the image into place: {0}")]
+    Commit(String),
+    #[error(
+        "{0} other process(es) of the computation could not write their image; this one is discarded so the previous checkpoint stays whole"
+    )]
+    Others(u64),
 }
 
 pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
@@ -148,12 +154,24 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         return after_restart();
     }
     let written = match outcome {
-        Ok(Outcome::Written(w)) => w,
+        Ok(Outcome::Written(w)) => match settle(order, Ok(w)) {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => {
+                plugin::dispatch_checkpoint(Event::Resume, order.generation);
+                threads::release_all();
+                return report_failure(e);
+            }
+            Err(e) => {
+                threads::release_all();
+                return Err(e);
+            }
+        },
         Ok(Outcome::Forked(pid)) => {
             // The child has its snapshot: the program runs on while it writes.
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
             threads::release_all();
-            return match forked::wait(pid) {
+            let written = settle(order, forked::wait(pid).map_err(CkptError::Forked))?;
+            return match written {
                 Ok(w) => {
                     session::send(&WorkerMsg::CkptWritten {
                         image: w.path.clone(),
@@ -163,10 +181,19 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
                     session::send(&WorkerMsg::State(WorkerState::Running))?;
                     Ok(())
                 }
-                Err(e) => report_failure(CkptError::Forked(e)),
+                Err(e) => report_failure(e),
             };
         }
         Err(e) => {
+            // Take part in the vote anyway, so the others do not wait for us.
+            let e = match settle(order, Err(e)) {
+                Ok(Err(e)) => e,
+                Ok(Ok(_)) => CkptError::NoResult,
+                Err(s) => {
+                    threads::release_all();
+                    return Err(s);
+                }
+            };
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
             threads::release_all();
             return report_failure(e);
@@ -186,6 +213,35 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     api::note_checkpoint_done(order.generation, &written.path);
     session::send(&WorkerMsg::State(WorkerState::Running))?;
     Ok(())
+}
+
+/// All or nothing: every process reports whether its image is written (failures counted in
+/// the coordinator's key-value store), then all meet at a barrier; images are renamed into
+/// place only when nobody failed, so the previous generation stays whole otherwise.
+fn settle(
+    order: &CheckpointOrder,
+    mine: Result<write::Written, CkptError>,
+) -> Result<Result<write::Written, CkptError>, SessionError> {
+    let key = format!("failed:{}", order.generation);
+    if mine.is_err() {
+        session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::IncrBy(1))?;
+    }
+    session::barrier("DMT:WRITTEN")?;
+    let failed = session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::Get)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Ok(match mine {
+        Ok(w) if failed == 0 => match write::commit(&w) {
+            Ok(()) => Ok(w),
+            Err(e) => Err(CkptError::Commit(e.to_string())),
+        },
+        Ok(w) => {
+            write::discard(&w);
+            Err(CkptError::Others(failed))
+        }
+        Err(e) => Err(e),
+    })
 }
 
 enum Outcome {
@@ -417,6 +473,9 @@ fn after_restart() -> Result<(), SessionError> {
         if let Ok(a) = postcard::from_bytes::<Assignment>(&d.assignment) {
             generation = a.generation;
             *session::IDENTITY.lock().unwrap_or_else(|e| e.into_inner()) = Some(a);
+        }
+        if let Some((host, port)) = &d.coordinator {
+            runtime::set_coordinator(host.clone(), *port);
         }
         if let Some(dir) = &d.ckpt_dir {
             *DIR_OVERRIDE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());

@@ -22,6 +22,7 @@ pub static UP: AtomicU32 = AtomicU32::new(0);
 /// What `dmtcp_restart` told us, copied out of the hole.
 pub struct RestartData {
     pub assignment: Vec<u8>,
+    pub coordinator: Option<(String, u16)>,
     pub ckpt_dir: Option<String>,
     pub image: String,
 }
@@ -100,8 +101,15 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
         unsafe { core::slice::from_raw_parts(p as *const u8, n as usize) }.to_vec()
     };
     let dir = bytes(info.ckpt_dir, info.ckpt_dir_len);
+    let host = bytes(info.coord_host, info.coord_host_len);
     let data = RestartData {
         assignment: bytes(info.assignment, info.assignment_len),
+        coordinator: (!host.is_empty() && info.coord_port != 0).then(|| {
+            (
+                String::from_utf8_lossy(&host).into_owned(),
+                info.coord_port as u16,
+            )
+        }),
         ckpt_dir: (!dir.is_empty()).then(|| String::from_utf8_lossy(&dir).into_owned()),
         image: String::from_utf8_lossy(&bytes(info.image, info.image_len)).into_owned(),
     };

@@ -1,6 +1,7 @@
 //! Writing this process's image while every other thread is frozen: the region table from
 //! `/proc/self/maps`, the saved pages (only resident ones for anonymous memory), the header
-//! with everything restart must match or restore, then fsync and an atomic rename.
+//! with everything restart must match or restore, then fsync. The rename into place
+//! ([`commit`]) waits until every process of the computation has written its image.
 
 use super::layout::{self, in_hole};
 use super::maps::{self, Mapping, Pagemap};
@@ -48,8 +49,26 @@ pub struct Job {
 pub const PID_NAMESPACE_SECTION: &str = "pid-namespace";
 
 pub struct Written {
+    /// The final path; the bytes are at `<path>.part` until [`commit`].
     pub path: String,
     pub bytes: u64,
+}
+
+/// Renames `<path>.part` into place and makes the rename durable: from now on restart picks
+/// this image instead of the previous one.
+pub fn commit(w: &Written) -> io::Result<()> {
+    std::fs::rename(format!("{}.part", w.path), &w.path)?;
+    if let Some(dir) = std::path::Path::new(&w.path).parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes an image that will not be committed.
+pub fn discard(w: &Written) {
+    let _ = std::fs::remove_file(format!("{}.part", w.path));
 }
 
 pub const ASSIGNMENT_SECTION: &str = "assignment";
@@ -120,10 +139,6 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     let file = bw.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     drop(file);
-    std::fs::rename(&part, &final_path).map_err(io_err)?;
-    if let Ok(d) = std::fs::File::open(&job.dir) {
-        let _ = d.sync_all();
-    }
     Ok(Written {
         path: final_path,
         bytes: stats.file_bytes,

@@ -134,6 +134,8 @@ pub struct Plan<'a> {
     pub assignment: &'a [u8],
     pub ckpt_dir: &'a [u8],
     pub image: &'a [u8],
+    pub coord_host: &'a [u8],
+    pub coord_port: u16,
     pub log_fd: i32,
 }
 
@@ -150,6 +152,7 @@ pub fn write_args(plan: &Plan) -> Result<u64, HoleError> {
     let assignment = a.put_bytes(plan.assignment).ok_or_else(too_big)?;
     let ckpt_dir = a.put_bytes(plan.ckpt_dir).ok_or_else(too_big)?;
     let image = a.put_bytes(plan.image).ok_or_else(too_big)?;
+    let coord_host = a.put_bytes(plan.coord_host).ok_or_else(too_big)?;
     let info = RestartInfo {
         magic: RESTART_MAGIC,
         flags: plan.flags,
@@ -159,6 +162,9 @@ pub fn write_args(plan: &Plan) -> Result<u64, HoleError> {
         ckpt_dir_len: plan.ckpt_dir.len() as u64,
         image,
         image_len: plan.image.len() as u64,
+        coord_host,
+        coord_host_len: plan.coord_host.len() as u64,
+        coord_port: plan.coord_port as u64,
     };
     let info = a.put(&[info]).ok_or_else(too_big)?;
     let mut mm = plan.mm.unwrap_or_default();

@@ -387,6 +387,8 @@ fn restart_one(
         assignment: &assignment_bytes,
         ckpt_dir: ckpt_dir.as_bytes(),
         image: image_path.as_bytes(),
+        coord_host: host.as_bytes(),
+        coord_port: port,
         log_fd: LOG_FD,
     };
     let args_addr = hole::write_args(&plan).unwrap_or_else(|e| die(1, e));
