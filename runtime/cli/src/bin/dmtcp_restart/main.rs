@@ -9,6 +9,7 @@
 mod hole;
 mod images;
 mod stage;
+mod tree;
 
 use clap::{ArgAction, Parser};
 use dmtcp_cli::launch::{CoordMode, find_or_start};
@@ -197,21 +198,48 @@ fn main() {
         .iter()
         .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some())
         && std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
+    let ctx = Ctx {
+        args: &args,
+        host: &coord.host,
+        port: coord.port,
+        num_peers,
+        exact,
+    };
+    let tree = tree::build(&checked);
+    let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {
-        restart_in_namespace(checked, &args, &coord.host, coord.port, num_peers, &kernel);
-    }
-    let mut mine = None;
-    for (i, c) in checked.into_iter().enumerate() {
-        if i + 1 == num_peers as usize {
-            mine = Some(c);
-            break;
-        }
-        // SAFETY: single-threaded; the child continues with its own image only.
-        match unsafe { libc::fork() } {
-            0 => {
-                mine = Some(c);
-                break;
+        dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
+        // We are pid 1 of the new namespace: every root gets its own pid, the last one is
+        // waited for by this init.
+        let n = tree.roots.len();
+        for (k, &r) in tree.roots.iter().enumerate() {
+            let pid = slots[r]
+                .as_ref()
+                .map_or(0, |c| c.image.header().process.pid);
+            if k + 1 == n {
+                match dmtcp_cli::pidns::spawn_with_pid(pid, || {
+                    restart_tree(r, &mut slots, &tree, &ctx)
+                }) {
+                    Ok(never) => match never {},
+                    Err(e) => die(1, e),
+                }
             }
+            match dmtcp_cli::pidns::fork_with_pid(pid) {
+                Ok(0) => restart_tree(r, &mut slots, &tree, &ctx),
+                Ok(_) => {}
+                Err(e) => die(1, e),
+            }
+        }
+        die(1, "no image to restart");
+    }
+    let n = tree.roots.len();
+    for (k, &r) in tree.roots.iter().enumerate() {
+        if k + 1 == n {
+            restart_tree(r, &mut slots, &tree, &ctx);
+        }
+        // SAFETY: single-threaded; the child continues with its own subtree only.
+        match unsafe { libc::fork() } {
+            0 => restart_tree(r, &mut slots, &tree, &ctx),
             -1 => die(
                 1,
                 format_args!("cannot fork: {}", std::io::Error::last_os_error()),
@@ -219,47 +247,60 @@ fn main() {
             _ => {}
         }
     }
-    let c = mine.unwrap_or_else(|| die(1, "no image to restart"));
-    restart_one(c, &args, &coord.host, coord.port, num_peers, &kernel, false);
+    die(1, "no image to restart")
 }
 
-/// Exact ids: a fresh user+pid namespace (this process stays outside and relays the exit
-/// status), and every image's process created there with its checkpoint-time pid; threads
-/// get their tids back with `clone3` `set_tid` in the restored runtime.
-fn restart_in_namespace(
-    checked: Vec<images::Checked>,
-    args: &Args,
-    host: &str,
+/// What every restarting process needs besides its image.
+struct Ctx<'a> {
+    args: &'a Args,
+    host: &'a str,
     port: u16,
     num_peers: u32,
-    kernel: &[KernelArea; 3],
+    exact: bool,
+}
+
+/// Creates the processes of the images below `idx` (as its children), then restarts `idx` in
+/// this process.
+fn restart_tree(
+    idx: usize,
+    slots: &mut [Option<images::Checked>],
+    tree: &tree::Tree,
+    ctx: &Ctx,
 ) -> ! {
-    dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
-    // We are pid 1 of the new namespace. The kernel areas may have moved with the fork: the
-    // restored processes read their own.
-    let _ = kernel;
-    let n = checked.len();
-    for (i, c) in checked.into_iter().enumerate() {
-        let pid = c.image.header().process.pid;
-        let run = move || -> i32 {
-            let kernel = own_kernel_areas();
-            restart_one(c, args, host, port, num_peers, &kernel, true)
+    for &child in &tree.children[idx] {
+        let pid = slots[child]
+            .as_ref()
+            .map_or(0, |c| c.image.header().process.pid);
+        let r = if ctx.exact {
+            dmtcp_cli::pidns::fork_with_pid(pid).unwrap_or_else(|e| die(1, e))
+        } else {
+            // SAFETY: single-threaded; the child continues with its own subtree only.
+            unsafe { libc::fork() }
         };
-        if i + 1 == n {
-            match dmtcp_cli::pidns::spawn_with_pid(pid, run) {
-                Ok(never) => match never {},
-                Err(e) => die(1, e),
-            }
-        }
-        match dmtcp_cli::pidns::fork_with_pid(pid) {
-            Ok(0) => {
-                run();
-            }
-            Ok(_) => {}
-            Err(e) => die(1, e),
+        match r {
+            0 => restart_tree(child, slots, tree, ctx),
+            -1 => die(
+                1,
+                format_args!("cannot fork: {}", std::io::Error::last_os_error()),
+            ),
+            _ => {}
         }
     }
-    die(1, "no image to restart")
+    let c = slots[idx]
+        .take()
+        .unwrap_or_else(|| die(1, "no image to restart"));
+    tree::restore_session(&c, ctx.exact);
+    // A fork may have moved nothing, but each process reads its own kernel pages.
+    let kernel = own_kernel_areas();
+    restart_one(
+        c,
+        ctx.args,
+        ctx.host,
+        ctx.port,
+        ctx.num_peers,
+        &kernel,
+        ctx.exact,
+    )
 }
 
 fn restart_one(

@@ -1,0 +1,71 @@
+//! A process tree: parent and child are checkpointed together and restarted by one
+//! `dmtcp_restart` as parent and child again, with their pids (pid namespace), session and
+//! process group; the parent can still wait for and reap its child
+//! (tests/programs/ckpt_family.c).
+
+use dmtcp_tests::Env;
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+};
+
+#[test]
+fn parent_and_child_come_back_as_a_family() {
+    let env = Env::new("ckpt_family");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_family");
+    let launch = env.tools.path("dmtcp_launch");
+    let script = format!(
+        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {} 60; true",
+        launch.display(),
+        prog.display()
+    );
+    let cmd = env
+        .cmd("unshare")
+        .args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--map-current-user",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(&script);
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, 1, "the launched parent");
+    let last = *t.last().unwrap();
+    let last_child = *numbers(&out, "child").last().unwrap();
+    let imgs = images(env.dir.path(), "ckpt_family");
+    assert_eq!(imgs.len(), 2, "{imgs:?}");
+
+    let restart = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .args(&imgs);
+    let r = env.spawn(&restart);
+    let out = r.wait(LONG);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "tick"), last + 1, "the restarted parent");
+    assert_consecutive(
+        &numbers(&stdout, "child"),
+        last_child + 1,
+        "the restarted child",
+    );
+    // "done" comes after the parent killed and reaped its (restored) child.
+    assert!(
+        stdout.contains("\ntick 60\n") && stdout.ends_with("done\n"),
+        "{stdout}"
+    );
+}
