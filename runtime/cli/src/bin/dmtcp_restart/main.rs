@@ -447,3 +447,35 @@ fn restart_one(
     // SAFETY: the hole holds the restorer and its arguments; we are single-threaded.
     unsafe { hole::jump(entry, args_addr) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn options_are_consistent_and_dmtcp_compatible() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from([
+            "dmtcp_restart",
+            "-h",
+            "node1",
+            "-p",
+            "7780",
+            "-j",
+            "-i",
+            "60",
+            "--ckptdir",
+            "/c",
+            "--no-strict-checking",
+            "a.dmtcp",
+            "b.dmtcp",
+        ])
+        .unwrap();
+        assert_eq!(a.host.as_deref(), Some("node1"));
+        assert_eq!((a.port, a.join, a.interval), (Some(7780), true, Some(60)));
+        assert!(a.no_strict_checking);
+        assert_eq!(a.images.len(), 2);
+        assert!(Args::try_parse_from(["dmtcp_restart", "-j", "--new-coordinator", "x"]).is_err());
+    }
+}
