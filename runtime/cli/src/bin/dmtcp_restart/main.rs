@@ -8,6 +8,7 @@
 
 mod hole;
 mod images;
+mod shm;
 mod stage;
 mod tree;
 
@@ -198,14 +199,17 @@ fn main() {
         .iter()
         .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some())
         && std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
+    let tree = tree::build(&checked);
+    // Created before the tree is forked, so every restored process inherits them.
+    let shared = shm::prepare(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
     let ctx = Ctx {
+        shared: &shared,
         args: &args,
         host: &coord.host,
         port: coord.port,
         num_peers,
         exact,
     };
-    let tree = tree::build(&checked);
     let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {
         dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
@@ -252,6 +256,7 @@ fn main() {
 
 /// What every restarting process needs besides its image.
 struct Ctx<'a> {
+    shared: &'a shm::SharedObjects,
     args: &'a Args,
     host: &'a str,
     port: u16,
@@ -292,26 +297,18 @@ fn restart_tree(
     tree::restore_session(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
-    restart_one(
-        c,
+    restart_one(c, ctx, &kernel)
+}
+
+fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
+    let (args, host, port, num_peers, exact, shared) = (
         ctx.args,
         ctx.host,
         ctx.port,
         ctx.num_peers,
-        &kernel,
         ctx.exact,
-    )
-}
-
-fn restart_one(
-    c: images::Checked,
-    args: &Args,
-    host: &str,
-    port: u16,
-    num_peers: u32,
-    kernel: &[KernelArea; 3],
-    exact: bool,
-) -> ! {
+        ctx.shared,
+    );
     let name = c.path.display().to_string();
     let h = c.image.header().clone();
     let assignment: Assignment = h
@@ -360,7 +357,7 @@ fn restart_one(
         }
     }
     let staged =
-        stage::stage(&c, &reserved).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+        stage::stage(&c, &reserved, shared).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
     let restorer = find_shipped("dmtcp_restorer").unwrap_or_else(|| {
         die(
             1,
@@ -434,6 +431,12 @@ fn restart_one(
     };
     let args_addr = hole::write_args(&plan).unwrap_or_else(|e| die(1, e));
     drop(c);
+    // The shared objects this process maps were dup'ed for the restorer; the rest must not
+    // leak into the program's descriptor table.
+    for fd in shared.objects.values() {
+        // SAFETY: closing our inherited copies; `shared` is not used after the jump.
+        unsafe { libc::close(std::os::fd::AsRawFd::as_raw_fd(fd)) };
+    }
 
     // The restored runtime finds its coordinator connection and log at the protected fds.
     let fd = conn.stream.into_raw_fd();

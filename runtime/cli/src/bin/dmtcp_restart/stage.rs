@@ -49,7 +49,11 @@ fn overlaps(a: &Range, b: &Range) -> bool {
 
 /// Plans and fills the staging mappings for image `c`; `reserved` are ranges the final layout
 /// needs besides the regions (hole, kernel pages).
-pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageError> {
+pub fn stage(
+    c: &Checked,
+    reserved: &[(Range, &str)],
+    shared: &crate::shm::SharedObjects,
+) -> Result<Staged, StageError> {
     let regions = c.image.regions();
     for r in regions {
         let t = Range {
@@ -65,9 +69,23 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
             return Err(StageError::FileRef(r.describe()));
         }
     }
-    let with_content: Vec<usize> = (0..regions.len())
-        .filter(|&i| matches!(regions[i].storage, Storage::Pages(_)))
+    // Regions of a shared object take their content from its memfd, not from staging.
+    let from_shared: Vec<Option<i32>> = regions
+        .iter()
+        .map(|r| {
+            crate::shm::is_shared_object(&r.meta)
+                .then(|| shared.objects.get(&crate::shm::key(&r.meta)))
+                .flatten()
+                .map(|fd| {
+                    // SAFETY: dup of a descriptor we own; the restorer closes the copy.
+                    unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(fd)) }
+                })
+        })
         .collect();
+    let with_content: Vec<usize> = (0..regions.len())
+        .filter(|&i| matches!(regions[i].storage, Storage::Pages(_)) && from_shared[i].is_none())
+        .collect();
+
     let total: u64 = with_content
         .iter()
         .map(|&i| regions[i].meta.len + PAGE)
@@ -111,7 +129,8 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
         cursor += len + PAGE;
     }
 
-    fill(c, &staging_of)?;
+    let skip: Vec<bool> = from_shared.iter().map(Option::is_some).collect();
+    fill(c, &staging_of, &skip)?;
 
     let moves = regions
         .iter()
@@ -124,7 +143,10 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
             if staging_of[i] == 0 && r.meta.len >= 1 << 30 {
                 map_flags |= libc::MAP_NORESERVE as u64;
             }
-            let (fd, shared) = open_backing_file(&r.meta);
+            let (fd, shared) = match from_shared[i] {
+                Some(fd) if fd >= 0 => (fd, true),
+                _ => open_backing_file(&r.meta),
+            };
             RegionMove {
                 staging: staging_of[i],
                 target: r.meta.start,
@@ -142,12 +164,15 @@ pub fn stage(c: &Checked, reserved: &[(Range, &str)]) -> Result<Staged, StageErr
 
 /// Decodes every frame once (verifying both checksums), on every CPU, and copies its pieces
 /// into the staging mappings.
-fn fill(c: &Checked, staging_of: &[u64]) -> Result<(), StageError> {
+fn fill(c: &Checked, staging_of: &[u64], skip: &[bool]) -> Result<(), StageError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     c.image.decode_parallel(threads, |frame, raw| {
         for p in c.image.frame_pieces(frame)? {
+            if skip[p.region.0 as usize] {
+                continue;
+            }
             let dst = staging_of[p.region.0 as usize];
             let from = p.frame_offset as usize;
             let len = p.len as usize;
