@@ -98,6 +98,28 @@ fn exit_like(status: libc::c_int) -> ! {
     std::process::exit(libc::WEXITSTATUS(status))
 }
 
+/// Can this user create a user+pid namespace here? Probed in a short-lived child, so the
+/// caller is unchanged whatever the answer.
+pub fn available() -> bool {
+    // SAFETY: the child only calls unshare and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above; the child never returns into Rust code.
+        unsafe {
+            let ok =
+                libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS) == 0;
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+    }
+    if pid < 0 {
+        return false;
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
 /// Enters a fresh user+pid+mount namespace. Returns in pid 1 of that namespace, with a private
 /// `/proc` mounted; the calling process stays outside, waits and exits like pid 1 does.
 pub fn enter() -> Result<(), NsError> {

@@ -195,10 +195,18 @@ fn main() {
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
 
     let num_peers = checked.len() as u32;
-    let exact = checked
+    // Exact pids and tids need a fresh pid namespace; where user namespaces are off, the
+    // processes come back with new ids (and say so).
+    let wanted = std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
+    let launched_in_ns = checked
         .iter()
-        .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some())
-        && std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
+        .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some());
+    let exact = wanted && (dmtcp_cli::pidns::available() || launched_in_ns);
+    if wanted && !exact && !quiet {
+        eprintln!(
+            "dmtcp_restart: user namespaces are not available here; processes get new pids and tids"
+        );
+    }
     let tree = tree::build(&checked);
     // Created before the tree is forked, so every restored process inherits them.
     let shared = shm::prepare(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
