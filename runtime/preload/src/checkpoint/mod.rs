@@ -33,8 +33,9 @@ use dmtcp_protocol::{Assignment, CheckpointOrder, CoordMsg, KvOp, WorkerMsg, Wor
 use dmtcp_restorer::sys;
 use std::sync::Mutex;
 
-/// Seconds a thread may take to answer the checkpoint signal.
+/// Seconds a thread may take to answer the checkpoint signal (`DMTCP_FREEZE_TIMEOUT`).
 const FREEZE_TIMEOUT_S: u64 = 30;
+static FREEZE_TIMEOUT: AtomicUsize = AtomicUsize::new(FREEZE_TIMEOUT_S as usize);
 
 static READY: AtomicBool = AtomicBool::new(false);
 static CKPT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
@@ -53,6 +54,12 @@ static DIR_OVERRIDE: Mutex<Option<String>> = Mutex::new(None);
 /// Without it checkpoints fail with a clear reason and the program runs on.
 pub fn init(ckpt_signal: i32) {
     CKPT_SIGNAL.store(ckpt_signal as usize, Ordering::Release);
+    if let Some(t) = std::env::var("DMTCP_FREEZE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        FREEZE_TIMEOUT.store(t, Ordering::Relaxed);
+    }
     sigwrap::set_hidden_signal(ckpt_signal);
     if !layout::reserve_hole() {
         crate::warn!(
@@ -136,13 +143,13 @@ pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
 fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
     if !READY.load(Ordering::Acquire) {
-        return report_failure(CkptError::NotReady);
+        return vote_and_report(order, CkptError::NotReady);
     }
     let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
     *JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepare(order));
-    if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT_S) {
+    if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT.load(Ordering::Relaxed) as u64) {
         threads::release_all();
-        return report_failure(e.into());
+        return vote_and_report(order, e.into());
     }
     // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
     plugin::dispatch_checkpoint(Event::PreCheckpoint, order.generation);
@@ -396,6 +403,16 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A failure before anything was written: still take part in the vote (the other processes
+/// wait for everyone at `DMT:WRITTEN`), then report.
+fn vote_and_report(order: &CheckpointOrder, e: CkptError) -> Result<(), SessionError> {
+    let e = match settle(order, Err(e))? {
+        Err(e) => e,
+        Ok(_) => CkptError::NoResult,
+    };
+    report_failure(e)
 }
 
 fn report_failure(e: CkptError) -> Result<(), SessionError> {

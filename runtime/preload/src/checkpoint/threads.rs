@@ -77,6 +77,9 @@ pub static COUNT: AtomicUsize = AtomicUsize::new(0);
 pub static FROZEN: AtomicU32 = AtomicU32::new(0);
 /// Frozen threads wait for this to change.
 pub static RELEASE: AtomicU32 = AtomicU32::new(0);
+/// True from the start of a freeze until the release: a checkpoint signal that arrives
+/// outside (one a thread had blocked during a failed freeze) is stale and ignored.
+pub static FREEZING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// The checkpoint thread's tid (its handler writes the image instead of waiting).
 pub static CKPT_TID: AtomicI32 = AtomicI32::new(0);
 /// Called by the checkpoint thread's own handler, with its signal frame recorded.
@@ -158,6 +161,9 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
         // Not sent by the checkpoint thread (a stray copy of our signal): nothing to do.
         return;
     };
+    if !FREEZING.load(Ordering::Acquire) {
+        return; // Left over from a freeze that gave up.
+    }
     // SAFETY: slot `idx` belongs to this thread until it is published below.
     let r = unsafe { slot(idx) };
     record_self(r, uc as u64);
@@ -269,6 +275,7 @@ pub enum FreezeError {
 pub fn freeze_all(sig: i32, timeout_s: u64) -> Result<usize, FreezeError> {
     let me = sys::gettid();
     let pid = sys::getpid();
+    FREEZING.store(true, Ordering::Release);
     COUNT.store(0, Ordering::Release);
     FROZEN.store(0, Ordering::Release);
     CKPT_TID.store(me, Ordering::Release);
@@ -354,6 +361,7 @@ fn is_zombie(tid: i32) -> bool {
 
 /// Lets every frozen thread return from its handler.
 pub fn release_all() {
+    FREEZING.store(false, Ordering::Release);
     RELEASE.fetch_add(1, Ordering::AcqRel);
     sys::futex_wake_all(&RELEASE);
 }
