@@ -16,6 +16,7 @@
 //! - report outcomes to the program's API: `api::note_checkpoint_done(generation, image)`,
 //!   `api::note_checkpoint_failed()`, and after a restart `api::note_restart(generation)`.
 
+mod fds;
 mod forked;
 mod layout;
 mod maps;
@@ -38,6 +39,8 @@ const FREEZE_TIMEOUT_S: u64 = 30;
 static FREEZE_TIMEOUT: AtomicUsize = AtomicUsize::new(FREEZE_TIMEOUT_S as usize);
 
 static READY: AtomicBool = AtomicBool::new(false);
+/// 1 while a checkpoint is under way (its image may still be written by the forked child).
+static IN_CHECKPOINT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static CKPT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 /// The writer's input and output, handed to and from our own signal handler.
@@ -86,6 +89,8 @@ pub fn init(ckpt_signal: i32) {
         return;
     }
     threads::ON_CKPT_FRAME.store(write_from_handler as *const () as usize, Ordering::Release);
+    // SAFETY: registering a plain extern "C" function.
+    unsafe { libc::atexit(finish_checkpoint_before_exit) };
     forked::init();
     READY.store(true, Ordering::Release);
 }
@@ -122,6 +127,8 @@ enum CkptError {
     #[error("the image writer did not run")]
     NoResult,
     #[error("{0}")]
+    Fds(String),
+    #[error("{0}")]
     Forked(String),
     #[error("cannot rename the image into place: {0}")]
     Commit(String),
@@ -133,11 +140,41 @@ enum CkptError {
 
 pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
     crate::debug!("checkpoint generation {} requested", order.generation);
+    IN_CHECKPOINT.store(1, Ordering::Release);
     plugin::dispatch_checkpoint(Event::PreSuspend, order.generation);
     ckpt_lock::acquire_exclusive();
     let r = checkpoint(order);
     ckpt_lock::release_exclusive();
+    IN_CHECKPOINT.store(0, Ordering::Release);
+    sys::futex_wake_all(&IN_CHECKPOINT);
     r
+}
+
+/// `exit` while a forked child still writes this process's image: wait (up to a minute) for
+/// the checkpoint to complete, or the generation would lose this process.
+extern "C" fn finish_checkpoint_before_exit() {
+    if !runtime::is_original_pid() {
+        return;
+    }
+    for _ in 0..600 {
+        if IN_CHECKPOINT.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        // SAFETY: a timed futex wait on a static word.
+        unsafe {
+            sys::syscall4(
+                sys::SYS_FUTEX,
+                IN_CHECKPOINT.as_ptr() as usize,
+                sys::FUTEX_WAIT_PRIVATE,
+                1,
+                &ts as *const libc::timespec as usize,
+            )
+        };
+    }
 }
 
 fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
@@ -261,6 +298,7 @@ enum Outcome {
 fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError> {
     process::capture(sig);
     capture_thread_pending(sig);
+    fds::capture().map_err(|e| CkptError::Fds(e.to_string()))?;
     // With --kcheckpoint the program must not run past its image: write in-process.
     FORK_THIS.store(
         !order.kill_after && forked_writes_enabled(),
@@ -498,6 +536,12 @@ fn after_restart() -> Result<(), SessionError> {
             *DIR_OVERRIDE.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
         }
         crate::debug!("restarted from {}", d.image);
+    }
+    if let Err(e) = fds::restore() {
+        // The program would run with wrong or missing files: better not run at all.
+        crate::error!("cannot restart: {e}");
+        // SAFETY: ends the restarted process; nothing of it has run yet.
+        unsafe { libc::_exit(1) };
     }
     let r = session::barrier("DMT:RESTART");
     if r.is_ok() {
