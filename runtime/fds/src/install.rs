@@ -21,6 +21,11 @@ pub struct RestoreOptions {
     /// whose other end was in another process) are left as the restart command has them, as
     /// DMTCP does, instead of reopening the old terminal or creating a pipe nobody reads.
     pub inherit_stdio: bool,
+    /// Fds 0, 1 and 2 are always those of the restart command, whatever they were (DMTCP's
+    /// behaviour, so `dmtcp_restart ... > new.log` works). The runtime turns it on
+    /// ([`RestoreOptions::from_env`]) unless `DMTCP_RESTORE_STDIO=1`, with which stdio
+    /// redirected to files at launch comes back to those files.
+    pub inherit_all_stdio: bool,
 }
 
 impl Default for RestoreOptions {
@@ -30,6 +35,7 @@ impl Default for RestoreOptions {
             truncate_grown_files: true,
             recreate_missing_write_only: true,
             inherit_stdio: true,
+            inherit_all_stdio: false,
         }
     }
 }

@@ -68,6 +68,7 @@ impl RestoreOptions {
         RestoreOptions {
             allow_file_overwrite: env_flag(lookup, "DMTCP_ALLOW_FILE_OVERWRITE"),
             truncate_grown_files: !env_flag(lookup, "DMTCP_SKIP_TRUNCATE_FILES"),
+            inherit_all_stdio: !env_flag(lookup, "DMTCP_RESTORE_STDIO"),
             ..Default::default()
         }
     }

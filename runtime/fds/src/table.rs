@@ -197,6 +197,9 @@ enum Skip {
 
 fn skip_reason(e: &FdEntry, table: &FdTable, opts: &RestoreOptions) -> Option<Skip> {
     let stdio = opts.inherit_stdio && (0..=2).contains(&e.fd);
+    if opts.inherit_all_stdio && (0..=2).contains(&e.fd) && !matches!(e.object, FdObject::Socket(_)) {
+        return Some(Skip::Inherited);
+    }
     match &e.object {
         FdObject::Socket(_) => Some(Skip::Socket),
         FdObject::Pipe(p) if stdio && p.peer == pipe::Peer::External => Some(Skip::Inherited),

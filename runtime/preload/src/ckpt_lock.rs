@@ -14,6 +14,14 @@ const READERS: u32 = WAITING - 1;
 
 static STATE: AtomicU32 = AtomicU32::new(0);
 
+/// How many times the checkpoint thread took the lock: a sleeping thread that sees it change
+/// knows its `EINTR` came from being frozen, not from the program's own signals.
+static FREEZES: AtomicU32 = AtomicU32::new(0);
+
+pub fn freezes() -> u32 {
+    FREEZES.load(Ordering::Acquire)
+}
+
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
@@ -96,6 +104,7 @@ pub fn acquire_exclusive() {
                 .compare_exchange_weak(s, WRITER, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
+                FREEZES.fetch_add(1, Ordering::AcqRel);
                 return;
             }
         } else {

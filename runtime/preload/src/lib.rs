@@ -17,6 +17,7 @@ mod raw_lock;
 mod real;
 mod session;
 mod settings;
+mod sleep;
 
 use alloc::RuntimeHeap;
 
