@@ -126,7 +126,18 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
             continue;
         }
         // SAFETY: the record describes a thread whose stack and TLS are restored.
-        let t = unsafe { spawn(i, r, exact) };
+        let mut t = unsafe { spawn(i, r, exact) };
+        // With exact tids, a short-lived task of a sibling being restored (its decompression
+        // threads) may hold the number for a moment: wait for it (up to 60 s).
+        let mut tries = 0;
+        while exact && t == -17 && tries < 60_000 {
+            let ts = [0i64, 1_000_000];
+            // SAFETY: nanosleep with a local timespec.
+            unsafe { sys::syscall2(35, ts.as_ptr() as usize, 0) };
+            // SAFETY: as above.
+            t = unsafe { spawn(i, r, exact) };
+            tries += 1;
+        }
         if sys::is_err(t) {
             die(b"cannot recreate a thread", t);
         }

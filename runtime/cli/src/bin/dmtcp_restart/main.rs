@@ -262,6 +262,18 @@ fn main() {
     die(1, "no image to restart")
 }
 
+/// Threads decompressing an image. With exact ids in a namespace shared by several restored
+/// processes, extra tasks would take pid numbers a sibling must recreate: decode on one
+/// thread there (the processes still decode in parallel with each other).
+fn decode_threads(exact: bool, num_peers: u32) -> usize {
+    if exact && num_peers > 1 {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
 /// What every restarting process needs besides its image.
 struct Ctx<'a> {
     shared: &'a shm::SharedObjects,
@@ -364,8 +376,8 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
             ));
         }
     }
-    let staged =
-        stage::stage(&c, &reserved, shared).unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    let staged = stage::stage(&c, &reserved, shared, decode_threads(exact, num_peers))
+        .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
     let restorer = find_shipped("dmtcp_restorer").unwrap_or_else(|| {
         die(
             1,

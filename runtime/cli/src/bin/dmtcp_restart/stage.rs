@@ -53,6 +53,7 @@ pub fn stage(
     c: &Checked,
     reserved: &[(Range, &str)],
     shared: &crate::shm::SharedObjects,
+    threads: usize,
 ) -> Result<Staged, StageError> {
     let regions = c.image.regions();
     for r in regions {
@@ -130,7 +131,7 @@ pub fn stage(
     }
 
     let skip: Vec<bool> = from_shared.iter().map(Option::is_some).collect();
-    fill(c, &staging_of, &skip)?;
+    fill(c, &staging_of, &skip, threads)?;
 
     let moves = regions
         .iter()
@@ -164,10 +165,7 @@ pub fn stage(
 
 /// Decodes every frame once (verifying both checksums), on every CPU, and copies its pieces
 /// into the staging mappings.
-fn fill(c: &Checked, staging_of: &[u64], skip: &[bool]) -> Result<(), StageError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+fn fill(c: &Checked, staging_of: &[u64], skip: &[bool], threads: usize) -> Result<(), StageError> {
     c.image.decode_parallel(threads, |frame, raw| {
         for p in c.image.frame_pieces(frame)? {
             if skip[p.region.0 as usize] {
