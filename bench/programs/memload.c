@@ -2,8 +2,9 @@
  *
  *   memload run  SIZE KIND     fill SIZE bytes (KIND: heap, random, sparse), then loop on
  *                              heartbeats; print every gap longer than 20 ms (the program's
- *                              pause); SIGUSR1 prints the longest gap since the previous
- *                              SIGUSR1; SIGUSR2 prints the data checksum again (after restart).
+ *                              pause) and, after a gap over 1 s (a restart), the data
+ *                              checksum again; SIGUSR1 prints the longest gap since the
+ *                              previous SIGUSR1; SIGUSR2 prints the data checksum.
  *   memload dump SIZE KIND FILE  fill, then write the bytes to FILE with write(2) + fsync and
  *                              print the seconds (the "memory to disk" limit).
  *   memload memcpy SIZE        copy SIZE bytes between two prefaulted buffers; print GB/s.
@@ -167,6 +168,15 @@ static int run(size_t size, const char *kind) {
             /* Wall-clock ends too: after a restart the monotonic clock is another boot's. */
             printf("gap %.6f start_ns %lld end_ns %lld pid %d\n", gap, last_real, nr, getpid());
             fflush(stdout);
+            if (gap > 1.0) {
+                /* A restart (or a long freeze): prove the memory came back. The driver cannot
+                 * signal us when the restart put us in a pid namespace of our own. */
+                printf("gap_checksum %016llx end_ns %lld\n",
+                       (unsigned long long)checksum(base, len, kind), nr);
+                fflush(stdout);
+                n = now_mono();
+                nr = now_real_ns();
+            }
         }
         last = n;
         last_real = nr;
