@@ -9,6 +9,7 @@
 //! pid or process group, never by name) when the `Env` is dropped.
 
 pub mod coordinator;
+pub mod coverage_support;
 pub mod engine_support;
 pub mod env;
 pub mod process;

@@ -1,0 +1,53 @@
+//! Threads over two checkpoint/kill/restart cycles (tests/programs/cov_threads.c): recursive and
+//! error-checking mutexes held across the checkpoints, robust mutexes whose owners die after
+//! the restart, __thread counters, continuous thread creation, a user-supplied stack, a
+//! deferred cancellation after restart, pthread_kill/raise, CPU affinity and rseq. Once with
+//! fresh ids (the default) and once in a pid namespace, where ids must also be exact.
+
+use dmtcp_tests::Env;
+use dmtcp_tests::coverage_support::{assert_checkpoints_before, build, run_cycles, s};
+
+const LIMIT: &str = "60";
+
+#[test]
+fn threads_survive_two_restarts_with_fresh_ids() {
+    let env = Env::new("cov_threads");
+    let prog = build(&env, "cov_threads", &[]);
+    let coord = env.coordinator(&[]);
+    let launch = env.launch_joined(coord.port, [s(&prog), LIMIT]);
+    let c = run_cycles(&env, coord.port, launch, "cov_threads", "tick", 5, 2);
+    assert_checkpoints_before(&c, 60, &env);
+    let out = c.finished_stdout(&env);
+    assert!(out.contains("tick 60\n"), "{out}");
+}
+
+#[test]
+fn threads_and_ids_survive_two_restarts_in_a_pid_namespace() {
+    let env = Env::new("cov_threads_ns");
+    let prog = build(&env, "cov_threads", &[]);
+    let coord = env.coordinator(&[]);
+    let launch = env.tools.path("dmtcp_launch");
+    // sh stays pid 1 of the namespace, so the program gets an ordinary pid.
+    let script = format!(
+        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {} {} {LIMIT} exact; true",
+        launch.display(),
+        coord.port,
+        prog.display()
+    );
+    let cmd = env
+        .cmd("unshare")
+        .args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--map-current-user",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(&script);
+    let c = run_cycles(&env, coord.port, cmd, "cov_threads", "tick", 5, 2);
+    assert_checkpoints_before(&c, 60, &env);
+    let out = c.finished_stdout(&env);
+    assert!(out.contains("tick 60\n"), "{out}");
+}
