@@ -35,7 +35,8 @@ fn lowered_nofile_limit_survives_two_restarts() {
 
 #[test]
 #[ignore = "engine bug: a process-directed signal that every program thread blocks is delivered \
-            to a runtime thread, which runs the program's handler (before any checkpoint)"]
+            to the runtime's 'dmtcp:ckpt' thread, which runs the program's handler (even before any \
+            checkpoint)"]
 fn blocked_process_directed_signal_waits_for_the_program() {
     let env = Env::new("cov_signals_proc");
     let prog = build(&env, "cov_signals", &[]);
