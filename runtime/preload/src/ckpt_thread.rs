@@ -20,6 +20,7 @@ pub fn spawn() {
 }
 
 fn run() {
+    crate::checkpoint::mask_checkpoint_thread();
     loop {
         let r = match session::take_deferred() {
             Some(order) => Ok(CoordMsg::DoCheckpoint(order)),

@@ -95,6 +95,31 @@ pub fn init(ckpt_signal: i32) {
     READY.store(true, Ordering::Release);
 }
 
+/// The checkpoint thread takes none of the program's signals (a process-directed signal that
+/// every program thread blocks must wait for the program, not run its handler here). It
+/// keeps the checkpoint signal (its own self-signal) and glibc's internal SIGCANCEL and
+/// SIGSETXID, without which `setuid` in a threaded program would hang.
+pub fn mask_checkpoint_thread() {
+    let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
+    // SAFETY: building a sigset and setting this thread's mask with a raw rt_sigprocmask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for keep in [sig, 32, 33] {
+            if keep > 0 {
+                libc::sigdelset(&mut set, keep);
+            }
+        }
+        sys::syscall4(
+            sys::SYS_RT_SIGPROCMASK,
+            libc::SIG_SETMASK as usize,
+            &set as *const _ as usize,
+            0,
+            8,
+        );
+    }
+}
+
 unsafe extern "C" {
     static __rseq_offset: isize;
     static __rseq_size: u32;
@@ -543,6 +568,9 @@ fn after_restart() -> Result<(), SessionError> {
         // SAFETY: ends the restarted process; nothing of it has run yet.
         unsafe { libc::_exit(1) };
     }
+    // Resource limits last: a lowered RLIMIT_NOFILE would stop the fd restore from using
+    // numbers above it.
+    process::apply_rlimits();
     let r = session::barrier("DMT:RESTART");
     if r.is_ok() {
         // Every process is back: plugins may use barriers and the key-value store.

@@ -159,10 +159,6 @@ pub fn apply() {
     // SAFETY: plain system calls with pointers to our saved values.
     unsafe {
         sys::syscall1(sys::SYS_UMASK, s.umask as usize);
-        for (i, l) in s.rlimits.iter().enumerate() {
-            // prlimit64(0, resource, new, NULL): may fail to raise a hard limit; keep going.
-            sys::syscall4(302, 0, i, l.as_ptr() as usize, 0);
-        }
         if s.cwd_len > 0 && s.cwd_len < s.cwd.len() {
             s.cwd[s.cwd_len] = 0;
             sys::syscall1(sys::SYS_CHDIR, s.cwd.as_ptr() as usize);
@@ -172,6 +168,20 @@ pub fn apply() {
                 sys::syscall3(sys::SYS_SETITIMER, i, t.as_ptr() as usize, 0);
             }
         }
+    }
+}
+
+/// Re-applies the resource limits (after the fds are back: see `after_restart`).
+pub fn apply_rlimits() {
+    // SAFETY: read-only use after restart.
+    let s = unsafe { state() };
+    if !s.valid {
+        return;
+    }
+    for (i, l) in s.rlimits.iter().enumerate() {
+        // prlimit64(0, resource, new, NULL): may fail to raise a hard limit; keep going.
+        // SAFETY: points at our saved pair.
+        unsafe { sys::syscall4(302, 0, i, l.as_ptr() as usize, 0) };
     }
 }
 
