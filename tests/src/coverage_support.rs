@@ -117,6 +117,56 @@ pub fn run_cycles(
     Cycles { checkpoints, last }
 }
 
+/// Launches `launch`, waits for 5 "`prefix` N" lines, takes a live checkpoint
+/// (`--bcheckpoint`: the program runs on), waits for 5 more lines (the live run must stay
+/// consecutive), kills the program, restarts the image and waits for the end. The restarted run
+/// must start right after a line printed before the checkpoint returned, stay consecutive, and
+/// end with "done"; returns its stdout.
+pub fn live_checkpoint_kill_restart(
+    env: &Env,
+    port: u16,
+    launch: Cmd,
+    image_name: &str,
+    prefix: &str,
+) -> String {
+    let mut run = env.spawn(&launch);
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(env, &mut run, prefix, 5);
+    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    assert_eq!(
+        ok.code(),
+        Some(0),
+        "live checkpoint: {}\n{}",
+        ok.describe(),
+        env.diagnostics()
+    );
+    let at = *numbers(&run.stdout_so_far(), prefix).last().unwrap();
+    wait_lines(env, &mut run, prefix, at as usize + 5);
+    run.signal_group(libc::SIGKILL);
+    let before = numbers(&run.wait(LONG).stdout_str(), prefix);
+    assert_consecutive(&before, 1, "the run that was checkpointed live");
+
+    let out = restart(env, port, &newest_image(env, image_name)).wait(LONG);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "restart of a live checkpoint: {}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    let after = numbers(&stdout, prefix);
+    assert!(
+        !after.is_empty() && after[0] >= 6 && after[0] <= at + 1,
+        "the restart does not continue from the checkpoint (taken after line 5, before line \
+         {}): {after:?}",
+        at + 1
+    );
+    assert_consecutive(&after, after[0], "after restart of a live checkpoint");
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+    stdout
+}
+
 /// Asserts every checkpoint happened before progress number `before` (the program does some
 /// checks only after that number, which must come after the last restart).
 pub fn assert_checkpoints_before(c: &Cycles, before: u64, env: &Env) {

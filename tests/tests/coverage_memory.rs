@@ -5,7 +5,9 @@
 //! environment, cwd, the vdso clocks and a periodic ITIMER_REAL.
 
 use dmtcp_tests::Env;
-use dmtcp_tests::coverage_support::{build, run_cycles, s, uncheckpointed};
+use dmtcp_tests::coverage_support::{
+    build, live_checkpoint_kill_restart, run_cycles, s, uncheckpointed,
+};
 
 #[test]
 fn memory_and_environment_survive_two_restarts() {
@@ -28,4 +30,16 @@ fn memory_and_environment_survive_two_restarts() {
         out.contains(&format!("{want_sum}\n")),
         "256 MiB heap checksum differs from an uncheckpointed run ({want_sum}):\n{out}"
     );
+}
+
+/// The same program checkpointed live (a forked copy writes the 256 MiB heap while the program
+/// runs on), killed, and restarted from that image.
+#[test]
+fn live_checkpoint_of_large_memory_restarts() {
+    let env = Env::new("cov_memory_live");
+    let prog = build(&env, "cov_memory", &["-ldl"]);
+    let coord = env.coordinator(&[]);
+    let launch = env.launch_joined(coord.port, [s(&prog), "150"]);
+    let out = live_checkpoint_kill_restart(&env, coord.port, launch, "cov_memory", "tick");
+    assert!(out.contains("tick 150\nheapsum "), "{out}");
 }

@@ -5,7 +5,9 @@
 //! fresh ids (the default) and once in a pid namespace, where ids must also be exact.
 
 use dmtcp_tests::Env;
-use dmtcp_tests::coverage_support::{assert_checkpoints_before, build, run_cycles, s};
+use dmtcp_tests::coverage_support::{
+    assert_checkpoints_before, build, live_checkpoint_kill_restart, run_cycles, s,
+};
 
 const LIMIT: &str = "60";
 
@@ -49,5 +51,18 @@ fn threads_and_ids_survive_two_restarts_in_a_pid_namespace() {
     let c = run_cycles(&env, coord.port, cmd, "cov_threads", "tick", 5, 2);
     assert_checkpoints_before(&c, 60, &env);
     let out = c.finished_stdout(&env);
+    assert!(out.contains("tick 60\n"), "{out}");
+}
+
+/// A live checkpoint (`--bcheckpoint`, written by a forked copy while the threads run on) of
+/// the same program: the running program is undisturbed, and its image, restarted after the
+/// program is killed, continues from the checkpoint and passes every check to the end.
+#[test]
+fn live_checkpoint_of_busy_threads_restarts() {
+    let env = Env::new("cov_threads_live");
+    let prog = build(&env, "cov_threads", &[]);
+    let coord = env.coordinator(&[]);
+    let launch = env.launch_joined(coord.port, [s(&prog), LIMIT]);
+    let out = live_checkpoint_kill_restart(&env, coord.port, launch, "cov_threads", "tick");
     assert!(out.contains("tick 60\n"), "{out}");
 }
