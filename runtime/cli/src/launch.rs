@@ -24,6 +24,48 @@ use std::time::Duration;
     override_usage = "dmtcp_launch [OPTIONS] <program> [args...]"
 )]
 pub struct LaunchArgs {
+    #[command(flatten)]
+    pub coord: CoordArgs,
+    /// Directory for checkpoint images (env DMTCP_CHECKPOINT_DIR; default: current directory).
+    #[arg(short = 'c', long = "ckptdir", value_name = "DIR")]
+    pub ckptdir: Option<PathBuf>,
+    /// Signal used internally to freeze threads (env DMTCP_SIGCKPT; default 62).
+    #[arg(long = "ckpt-signal", value_name = "SIGNUM")]
+    pub ckpt_signal: Option<i32>,
+    /// Extra plugin libraries, colon-separated (env DMTCP_PLUGIN).
+    #[arg(long = "with-plugin", value_name = "LIB[:LIB...]")]
+    pub with_plugin: Option<String>,
+    /// Compress images (the default; env DMTCP_GZIP=1).
+    #[arg(long = "gzip", overrides_with = "no_gzip")]
+    pub gzip: bool,
+    /// Store images uncompressed (env DMTCP_GZIP=0).
+    #[arg(long = "no-gzip", overrides_with = "gzip")]
+    pub no_gzip: bool,
+    /// Save the contents of open files with the checkpoint (env DMTCP_CKPT_OPEN_FILES).
+    #[arg(long = "ckpt-open-files")]
+    pub ckpt_open_files: bool,
+    /// Directory for temporary files (env DMTCP_TMPDIR).
+    #[arg(short = 't', long = "tmpdir", value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// Fewer messages (env DMTCP_QUIET).
+    #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
+    pub quiet: bool,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The program and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub program: Vec<OsString>,
+}
+
+/// The coordinator options `dmtcp_launch` and `dmtcp_restart` share (DMTCP's names).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CoordArgs {
     /// Coordinator host (env DMTCP_COORD_HOST, default 127.0.0.1).
     #[arg(short = 'h', long = "coord-host", value_name = "HOST")]
     pub host: Option<String>,
@@ -49,44 +91,52 @@ pub struct LaunchArgs {
     /// Checkpoint every SECONDS (env DMTCP_CHECKPOINT_INTERVAL; 0 = only on request).
     #[arg(short = 'i', long = "interval", value_name = "SECONDS")]
     pub interval: Option<u32>,
-    /// Directory for checkpoint images (env DMTCP_CHECKPOINT_DIR; default: current directory).
-    #[arg(short = 'c', long = "ckptdir", value_name = "DIR")]
-    pub ckptdir: Option<PathBuf>,
-    /// Signal used internally to freeze threads (env DMTCP_SIGCKPT; default 62).
-    #[arg(long = "ckpt-signal", value_name = "SIGNUM")]
-    pub ckpt_signal: Option<i32>,
-    /// Extra plugin libraries, colon-separated (env DMTCP_PLUGIN).
-    #[arg(long = "with-plugin", value_name = "LIB[:LIB...]")]
-    pub with_plugin: Option<String>,
-    /// Compress images (the default; env DMTCP_GZIP=1).
-    #[arg(long = "gzip", overrides_with = "no_gzip")]
-    pub gzip: bool,
-    /// Store images uncompressed (env DMTCP_GZIP=0).
-    #[arg(long = "no-gzip", overrides_with = "gzip")]
-    pub no_gzip: bool,
-    /// Save the contents of open files with the checkpoint (env DMTCP_CKPT_OPEN_FILES).
-    #[arg(long = "ckpt-open-files")]
-    pub ckpt_open_files: bool,
-    /// Directory for temporary files (env DMTCP_TMPDIR).
-    #[arg(short = 't', long = "tmpdir", value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
     /// Log file of an auto-started coordinator.
     #[arg(long = "coord-logfile", value_name = "FILE")]
     pub coord_logfile: Option<PathBuf>,
-    /// Fewer messages (env DMTCP_QUIET).
-    #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
-    pub quiet: bool,
-    /// Print help.
-    #[arg(long = "help", action = ArgAction::Help)]
-    pub help: Option<bool>,
-    /// The program and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
-    pub program: Vec<OsString>,
+}
+
+impl CoordArgs {
+    /// The interval asked for: `-i`, else `DMTCP_CHECKPOINT_INTERVAL`.
+    pub fn interval(&self) -> Option<u32> {
+        self.interval.or_else(|| {
+            std::env::var("DMTCP_CHECKPOINT_INTERVAL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+    }
+
+    /// Finds or starts the coordinator these options describe and writes `--port-file`;
+    /// any problem is one line and exit 1.
+    pub fn connect(&self, quiet: bool) -> CoordinatorHandle {
+        let host = coord_host(self.host.clone());
+        let port = coord_port(self.port).unwrap_or_else(|e| die(1, e));
+        let mode = if self.join {
+            CoordMode::Join
+        } else if self.new_coordinator {
+            CoordMode::New
+        } else {
+            CoordMode::Any
+        };
+        let coord = find_or_start(
+            mode,
+            &host,
+            port,
+            self.interval(),
+            self.coord_logfile.as_deref(),
+            quiet,
+        )
+        .unwrap_or_else(|e| die(1, e));
+        if let Some(f) = &self.port_file
+            && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
+        {
+            die(
+                1,
+                format_args!("cannot write port file {}: {e}", f.display()),
+            );
+        }
+        coord
+    }
 }
 
 /// How to find the coordinator.
@@ -286,7 +336,10 @@ fn start_and_connect(
     let port = start_coordinator(listener, interval, logfile, &[])?;
     // On the default port everything finds it; elsewhere the user needs to know where it is.
     if !quiet && port != DEFAULT_PORT {
-        eprintln!("dmtcp_launch: started a coordinator on port {port} (dmtcp_command -p {port})");
+        eprintln!(
+            "{}: started a coordinator on port {port} (dmtcp_command -p {port})",
+            crate::tool_name()
+        );
     }
     handle_from(host, port, true)
 }
@@ -363,37 +416,8 @@ pub fn main() {
             format_args!("--ckpt-signal {sig} is not a usable signal"),
         );
     }
-    let host = coord_host(args.host.clone());
-    let port = coord_port(args.port).unwrap_or_else(|e| die(1, e));
-    let mode = if args.join {
-        CoordMode::Join
-    } else if args.new_coordinator {
-        CoordMode::New
-    } else {
-        CoordMode::Any
-    };
-    let interval = args.interval.or_else(|| {
-        std::env::var("DMTCP_CHECKPOINT_INTERVAL")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    let coord = find_or_start(
-        mode,
-        &host,
-        port,
-        interval,
-        args.coord_logfile.as_deref(),
-        quiet,
-    )
-    .unwrap_or_else(|e| die(1, e));
-    if let Some(f) = &args.port_file
-        && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
-    {
-        die(
-            1,
-            format_args!("cannot write port file {}: {e}", f.display()),
-        );
-    }
+    let interval = args.coord.interval();
+    let coord = args.coord.connect(quiet);
 
     let ckptdir = args
         .ckptdir

@@ -68,12 +68,16 @@ pub fn init_logging(quiet: bool) {
         .try_init();
 }
 
-/// Prints `<tool>: <message>` as one line on stderr and exits with `code`.
-pub fn die(code: i32, msg: impl std::fmt::Display) -> ! {
-    let tool = std::env::args()
+/// The name this tool was run as (for messages).
+pub fn tool_name() -> String {
+    std::env::args()
         .next()
         .and_then(|a| a.rsplit('/').next().map(String::from))
-        .unwrap_or_else(|| "dmtcp".into());
-    eprintln!("{tool}: {msg}");
+        .unwrap_or_else(|| "dmtcp".into())
+}
+
+/// Prints `<tool>: <message>` as one line on stderr and exits with `code`.
+pub fn die(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("{}: {msg}", tool_name());
     std::process::exit(code)
 }

@@ -13,8 +13,8 @@ mod stage;
 mod tree;
 
 use clap::{ArgAction, Parser};
-use dmtcp_cli::launch::{CoordMode, find_or_start};
-use dmtcp_cli::{coord_host, coord_port, die, find_shipped};
+use dmtcp_cli::launch::CoordArgs;
+use dmtcp_cli::{die, find_shipped};
 use dmtcp_protocol::{Assignment, Connection, RestartHello, Role};
 use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
 use std::os::fd::IntoRawFd;
@@ -36,28 +36,8 @@ const PID_NAMESPACE_SECTION: &str = "pid-namespace";
     override_usage = "dmtcp_restart [OPTIONS] <IMAGE>... | dmtcp_restart [OPTIONS] --restartdir DIR"
 )]
 struct Args {
-    /// Coordinator host (env DMTCP_COORD_HOST, default 127.0.0.1).
-    #[arg(short = 'h', long = "coord-host", value_name = "HOST")]
-    host: Option<String>,
-    /// Coordinator port (env DMTCP_COORD_PORT, default 7779; 0 = any free port).
-    #[arg(short = 'p', long = "coord-port", value_name = "PORT")]
-    port: Option<u16>,
-    /// Write the coordinator's port to this file.
-    #[arg(long = "port-file", value_name = "FILE")]
-    port_file: Option<PathBuf>,
-    /// Join an existing coordinator; fail if there is none.
-    #[arg(
-        short = 'j',
-        long = "join-coordinator",
-        conflicts_with = "new_coordinator"
-    )]
-    join: bool,
-    /// Start a new coordinator; fail if the port is taken.
-    #[arg(long = "new-coordinator")]
-    new_coordinator: bool,
-    /// Join the coordinator if one runs, else start one (the default).
-    #[arg(long = "any-coordinator")]
-    any_coordinator: bool,
+    #[command(flatten)]
+    coord: CoordArgs,
     /// Directory for later checkpoint images.
     #[arg(short = 'c', long = "ckptdir", value_name = "DIR")]
     ckptdir: Option<PathBuf>,
@@ -67,15 +47,9 @@ struct Args {
     /// Directory for temporary files (accepted for compatibility).
     #[arg(short = 't', long = "tmpdir", value_name = "DIR")]
     tmpdir: Option<PathBuf>,
-    /// Checkpoint every SECONDS after the restart (0 = only on request).
-    #[arg(short = 'i', long = "interval", value_name = "SECONDS")]
-    interval: Option<u32>,
     /// Restart images owned by another user, and skip other strict checks.
     #[arg(long = "no-strict-checking")]
     no_strict_checking: bool,
-    /// Log file of an auto-started coordinator.
-    #[arg(long = "coord-logfile", value_name = "FILE")]
-    coord_logfile: Option<PathBuf>,
     /// Fewer messages (env DMTCP_QUIET).
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
@@ -165,32 +139,7 @@ fn main() {
         }
     }
 
-    let host = coord_host(args.host.clone());
-    let port = coord_port(args.port).unwrap_or_else(|e| die(1, e));
-    let mode = if args.join {
-        CoordMode::Join
-    } else if args.new_coordinator {
-        CoordMode::New
-    } else {
-        CoordMode::Any
-    };
-    let coord = find_or_start(
-        mode,
-        &host,
-        port,
-        args.interval,
-        args.coord_logfile.as_deref(),
-        quiet,
-    )
-    .unwrap_or_else(|e| die(1, e));
-    if let Some(f) = &args.port_file
-        && let Err(e) = std::fs::write(f, format!("{}\n", coord.port))
-    {
-        die(
-            1,
-            format_args!("cannot write port file {}: {e}", f.display()),
-        );
-    }
+    let coord = args.coord.connect(quiet);
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
 
@@ -397,7 +346,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
         comp_id: assignment.comp_id,
         num_peers,
         generation: assignment.generation,
-        interval: args.interval,
+        interval: args.coord.interval(),
     };
     let (conn, welcome) = Connection::open(
         host,
