@@ -7,6 +7,8 @@
  * - a file mapped read-only and MAP_PRIVATE writable (fd closed before any checkpoint);
  * - libm opened with dlopen, cos() called through dlsym on every tick;
  * - setenv before, getenv after; one new variable per tick; chdir before, getcwd after;
+ * - page protections inside one mapping (rw-, ---, r--, rw-) as /proc/self/maps shows them, and
+ *   a JIT-style page (machine code written, then made r-x) called on every tick (x86_64);
  * - clock_gettime(CLOCK_MONOTONIC/REALTIME) through the vdso never goes back and agrees with
  *   the system call; a periodic ITIMER_REAL keeps ticking.
  * Prints "tick N" lines, "done" at the end; "FAIL tick N: <what>" and exit 3 on a mismatch. */
@@ -64,6 +66,25 @@ static double taylor_cos(double x) {
     return sum;
 }
 
+/* The permissions /proc/self/maps shows for the mapping containing `addr` ("rw-p", ...). */
+static int perms_of(void *addr, char out[5]) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[512];
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && (unsigned long)addr >= lo && (unsigned long)addr < hi) {
+            memcpy(out, perms, 5);
+            found = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static double ts_sec(struct timespec t) { return t.tv_sec + t.tv_nsec / 1e9; }
 
 int main(int argc, char **argv) {
@@ -81,6 +102,20 @@ int main(int argc, char **argv) {
     uint64_t *heap = malloc(HEAP_BYTES);
     if (!heap) fail(0, "malloc 256 MiB");
     for (uint64_t i = 0; i < HEAP_BYTES / 8; i++) heap[i] = word(i);
+
+    /* Protections inside one mapping, and a JIT page. */
+    unsigned char *prot = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(prot, 0x31, 4 * PAGE);
+    mprotect(prot + PAGE, PAGE, PROT_NONE);
+    mprotect(prot + 2 * PAGE, PAGE, PROT_READ);
+    static const char *want_perms[4] = {"rw-p", "---p", "r--p", "rw-p"};
+#ifdef __x86_64__
+    unsigned char *jit = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    static const unsigned char code[] = {0x8d, 0x47, 0x2a, 0xc3}; /* lea eax, [rdi+42]; ret */
+    memcpy(jit, code, sizeof code);
+    mprotect(jit, PAGE, PROT_READ | PROT_EXEC);
+    int (*jitf)(int) = (int (*)(int))(void *)jit;
+#endif
 
     /* Holes. */
     unsigned char *holey = mmap(NULL, 32 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -141,6 +176,15 @@ int main(int argc, char **argv) {
         void *h = mmap(holey + 10 * PAGE, 5 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (h != holey + 10 * PAGE) fail(n, "munmap'ed hole is mapped");
         munmap(h, 5 * PAGE);
+
+        for (int i = 0; i < 4; i++) {
+            char perms[5];
+            if (perms_of(prot + i * PAGE, perms) != 0 || strcmp(perms, want_perms[i]) != 0) fail(n, "page protections in /proc/self/maps");
+        }
+        if (prot[0] != 0x31 || prot[2 * PAGE + 100] != 0x31 || prot[3 * PAGE + PAGE - 1] != 0x31) fail(n, "content of protected pages");
+#ifdef __x86_64__
+        if (jitf((int)n) != (int)n + 42) fail(n, "JIT page");
+#endif
 
         unsigned char *big = mremap(flex, 8 * PAGE, 128 * PAGE, MREMAP_MAYMOVE);
         if (big == MAP_FAILED) fail(n, "mremap grow");
