@@ -8,6 +8,8 @@
  * - a thread that locked a robust mutex before the checkpoint, and one that exists since before
  *   it and locks another one after the restart, both exit holding it: the next locker gets
  *   EOWNERDEAD;
+ * - a thread that blocks SIGWINCH got it from pthread_kill at start (pending on that thread);
+ *   it unblocks it at the end: the handler runs exactly once, on that thread;
  * - a thread on a user-supplied stack (pthread_attr_setstack on mmap'ed memory) is joined.
  * Every tick: 4 workers keep a __thread counter equal to what they published, and glibc's rseq
  * cpu_id agrees with getcpu; a thread pinned to the last CPU sees that set in sched_getaffinity
@@ -165,6 +167,30 @@ static void *late_robust(void *arg) {
     return NULL; /* exits holding robust_b */
 }
 
+static pthread_t pend;
+static volatile int pend_ready;
+static volatile long winch_on_pend, winch_elsewhere, pend_result;
+static void on_winch(int s) {
+    (void)s;
+    if (pthread_equal(pthread_self(), pend)) winch_on_pend++;
+    else winch_elsewhere++;
+}
+static void *pending_holder(void *arg) {
+    (void)arg;
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &m, NULL);
+    pend_ready = 1;
+    wait_phase(2);
+    sigset_t p;
+    sigpending(&p);
+    long r = sigismember(&p, SIGWINCH) ? 0 : 1;
+    pthread_sigmask(SIG_UNBLOCK, &m, NULL);
+    if (winch_on_pend != 1) r |= 2;
+    return (void *)r;
+}
+
 static void *canceled(void *arg) {
     (void)arg;
     int old;
@@ -232,6 +258,10 @@ int main(int argc, char **argv) {
     pthread_create(&hold, NULL, holder, NULL);
     pthread_create(&late, NULL, late_robust, NULL);
     pthread_create(&canc, NULL, canceled, NULL);
+    signal(SIGWINCH, on_winch);
+    pthread_create(&pend, NULL, pending_holder, NULL);
+    while (!pend_ready) sched_yield();
+    pthread_kill(pend, SIGWINCH);
     user_stack = mmap(NULL, USER_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -259,6 +289,7 @@ int main(int argc, char **argv) {
                                         "sched_getcpu not the pinned cpu", "glibc rseq cpu_id not the pinned cpu"};
             fail(n, why[pinned_bad]);
         }
+        if (winch_on_pend || winch_elsewhere) fail(n, "SIGWINCH pending on a thread that blocks it was delivered");
         if (churn_bad) fail(n, "short thread create/join");
         if (!user_stack_ok) fail(n, "thread left its user-supplied stack");
 
@@ -334,6 +365,9 @@ int main(int argc, char **argv) {
         fail(n, "holder's unlocks of its mutexes after restart");
     }
     if (pthread_join(late, NULL) != 0) fail(n, "join late robust thread");
+    if (pthread_join(pend, &r) != 0) fail(n, "join pending-signal thread");
+    if ((long)r & 1) fail(n, "thread-directed SIGWINCH no longer pending on its thread after restart");
+    if ((long)r & 2 || winch_elsewhere) fail(n, "pending SIGWINCH not delivered exactly once to its thread after unblocking");
     int e;
     if ((e = timed_lock(&robust_a, 2000)) != EOWNERDEAD) {
         printf("note: robust_a gave %s\n", strerror(e));
