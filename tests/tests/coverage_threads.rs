@@ -1,8 +1,9 @@
 //! Threads over two checkpoint/kill/restart cycles (tests/programs/cov_threads.c): recursive and
 //! error-checking mutexes held across the checkpoints, robust mutexes whose owners die after
 //! the restart, __thread counters, continuous thread creation, a user-supplied stack, a
-//! deferred cancellation after restart, pthread_kill/raise, CPU affinity and rseq. Once with
-//! fresh ids (the default) and once in a pid namespace, where ids must also be exact.
+//! deferred cancellation after restart, pthread_kill/raise, CPU affinity and rseq. The pid and
+//! tids must be exact after restart both when the program was launched normally (dmtcp_restart
+//! recreates them in a fresh pid namespace) and when launched with DMTCP_PID_NAMESPACE=1.
 
 use dmtcp_tests::Env;
 use dmtcp_tests::coverage_support::{
@@ -12,11 +13,11 @@ use dmtcp_tests::coverage_support::{
 const LIMIT: &str = "60";
 
 #[test]
-fn threads_survive_two_restarts_with_fresh_ids() {
+fn threads_and_ids_survive_two_restarts_launched_without_pid_namespace() {
     let env = Env::new("cov_threads");
     let prog = build(&env, "cov_threads", &[]);
     let coord = env.coordinator(&[]);
-    let launch = env.launch_joined(coord.port, [s(&prog), LIMIT]);
+    let launch = env.launch_joined(coord.port, [s(&prog), LIMIT, "exact"]);
     let c = run_cycles(&env, coord.port, launch, "cov_threads", "tick", 5, 2);
     assert_checkpoints_before(&c, 60, &env);
     let out = c.finished_stdout(&env);
