@@ -99,6 +99,7 @@ cc -O2 -pthread -o "$work/syscall_loop" "$repo/bench/programs/syscall_loop.c" ||
 now_ns() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+signed() { awk -v v="$1" 'BEGIN { printf "%s%s", (v >= 0 ? "+" : ""), v }'; }
 
 can_drop=0
 [ -w /proc/sys/vm/drop_caches ] && can_drop=1
@@ -449,7 +450,7 @@ dmtcp_exec=$(for _ in $(seq "$runs"); do launch sh -c "$loop"; done | best)
 if [ -n "$dmtcp_exec" ]; then
   over=$(calc "($dmtcp_exec - $plain_exec) / 1e6" 3)
   row "exec under the runtime (sh loop of /bin/true)" "$(calc "$dmtcp_exec / 1e6" 3) ms/exec" \
-    "same loop without it" "$(calc "$plain_exec / 1e6" 3) ms/exec" "+${over} ms/exec" "< 5 ms" \
+    "same loop without it" "$(calc "$plain_exec / 1e6" 3) ms/exec" "$(signed "$over") ms/exec" "< 5 ms" \
     "$(verdict "$over" '<' 5)"
 else
   row "exec under the runtime" "FAILED" "-" "-" "-" "< 5 ms" "NO"
@@ -470,12 +471,12 @@ for k in sigmask mixed; do
     pct=$(calc "($w / $p - 1) * 100" 1)
     label="pthread_sigmask pair (wrapped)"
     [ "$k" = mixed ] && label="open/read/close, pipe, getppid, sigprocmask"
-    row "syscall loop: $label" "$w ns/iter" "without the runtime" "$p ns/iter" "+${pct} %" \
+    row "syscall loop: $label" "$w ns/iter" "without the runtime" "$p ns/iter" "$(signed "$pct") %" \
       "< 3 %" "$(verdict "$pct" '<' 3)"
     # The runtime's checkpoint thread makes the program multi-threaded; this separates that
     # (the kernel's and glibc's multi-threaded paths) from the wrappers' own cost.
     row "syscall loop: $label" "$w ns/iter" "without the runtime, idle 2nd thread" \
-      "$pt ns/iter" "+$(calc "($w / $pt - 1) * 100" 1) %" "(attribution)" "-"
+      "$pt ns/iter" "$(signed "$(calc "($w / $pt - 1) * 100" 1)") %" "(attribution)" "-"
   fi
 done
 
