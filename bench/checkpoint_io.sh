@@ -5,7 +5,7 @@
 # the measurements ran, whether or not the targets were met.
 #
 # Usage: bash bench/checkpoint_io.sh [--size 2G] [--kinds heap,random,sparse] [--perf]
-#                                    [--no-build] [--keep] [--runs N]
+#                                    [--no-build] [--keep] [--runs N] [--ckpts N]
 #   --size S     memory of the checkpointed program (K/M/G suffix; default 2G; 256M is quick)
 #   --kinds L    which data to checkpoint: heap (heap-like, ~3.5x with zstd -1), random
 #                (incompressible), sparse (2*S reserved, 5 % touched); default all three
@@ -18,7 +18,7 @@
 # Environment: BENCH_TMPDIR (work directory's parent; default /tmp when it is on the repo's
 # disk, else the target directory), CARGO_TARGET_DIR.
 # As root the page cache is dropped before every cold read (echo 3 > drop_caches); otherwise
-# cold reads use O_DIRECT and restarts run with whatever the cache holds (said in the table).
+# cold reads use O_DIRECT and only warm restarts are measured (the report header says which).
 set -uo pipefail
 
 size=2G
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --runs) runs=$2; shift 2 ;;
     --ckpts) ck_reps=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "checkpoint_io.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
