@@ -2,7 +2,7 @@
 //! (tests/programs/cov_memory.c checks them on every tick): a sparse 4 GiB reservation, 256 MiB
 //! of touched heap, munmap holes, mremap, brk growth after restart, deep recursion growing the
 //! stack after restart, read-only and private writable file mappings, libm via dlopen, the
-//! environment, cwd, the vdso clocks and a periodic ITIMER_REAL.
+//! environment, cwd, page protections, a JIT page and the vdso clocks.
 
 use dmtcp_tests::Env;
 use dmtcp_tests::coverage_support::{
