@@ -45,9 +45,6 @@ fn blocked_process_directed_signal_waits_for_the_program() {
 }
 
 #[test]
-#[ignore = "engine bug (startup race): a process-directed signal sent right at the start of main, \
-            blocked by the program, is taken by the runtime's 'dmtcp:ckpt' thread, which has not \
-            blocked signals yet (it inherits an empty mask and blocks them itself later)"]
 fn process_directed_signal_at_start_waits_for_the_program() {
     let env = Env::new("cov_signals_proc0");
     let prog = build(&env, "cov_signals", &[]);
@@ -63,10 +60,6 @@ fn process_directed_signal_at_start_waits_for_the_program() {
 /// both checkpoints: after unblocking, the pending SIGALRM arrives once and the timer ticks on
 /// (tests/programs/cov_itimer.c).
 #[test]
-#[ignore = "engine bug: an expired periodic ITIMER_REAL (value 0, interval 5 ms, SIGALRM pending) \
-            is not re-armed at restart (process.rs restores a timer only when its value is \
-            non-zero): the pending SIGALRM arrives, then the timer never fires again; the same \
-            race makes a running periodic timer stop when it expires during the freeze"]
 fn expired_periodic_timer_ticks_on_after_restart() {
     let env = Env::new("cov_itimer");
     let prog = build(&env, "cov_itimer", &[]);

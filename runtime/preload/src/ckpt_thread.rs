@@ -10,10 +10,21 @@ use dmtcp_protocol::frame::FrameError;
 pub static GATE: RawLock = RawLock::new();
 
 pub fn spawn() {
+    // The thread starts with every signal blocked (it sets its own mask first thing), so a
+    // signal the program sends itself at start-up can never run on our thread.
+    // SAFETY: sigset manipulation on locals and this thread's mask, restored right after.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
     let r = std::thread::Builder::new()
         .name("dmtcp:ckpt".into())
         .stack_size(256 << 10)
         .spawn(run);
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     if let Err(e) = r {
         crate::error!("cannot start the checkpoint thread: {e}; checkpointing is disabled");
     }

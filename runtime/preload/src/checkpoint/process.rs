@@ -164,6 +164,13 @@ pub fn apply() {
             sys::syscall1(sys::SYS_CHDIR, s.cwd.as_ptr() as usize);
         }
         for (i, t) in s.itimers.iter().enumerate() {
+            let mut t = *t;
+            // A periodic timer that expired while the process was frozen reads 0 (its signal
+            // is pending): arm it for the next period, or it would never fire again.
+            if t[2] == 0 && t[3] == 0 && (t[0] != 0 || t[1] != 0) {
+                t[2] = t[0];
+                t[3] = t[1];
+            }
             if t[2] != 0 || t[3] != 0 {
                 sys::syscall3(sys::SYS_SETITIMER, i, t.as_ptr() as usize, 0);
             }
