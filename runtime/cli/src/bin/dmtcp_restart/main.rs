@@ -444,8 +444,11 @@ mod tests {
             "b.dmtcp",
         ])
         .unwrap();
-        assert_eq!(a.host.as_deref(), Some("node1"));
-        assert_eq!((a.port, a.join, a.interval), (Some(7780), true, Some(60)));
+        assert_eq!(a.coord.host.as_deref(), Some("node1"));
+        assert_eq!(
+            (a.coord.port, a.coord.join, a.coord.interval),
+            (Some(7780), true, Some(60))
+        );
         assert!(a.no_strict_checking);
         assert_eq!(a.images.len(), 2);
         assert!(Args::try_parse_from(["dmtcp_restart", "-j", "--new-coordinator", "x"]).is_err());
