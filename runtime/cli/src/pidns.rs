@@ -9,6 +9,7 @@
 //! is pid 1 of the new namespace (a tiny init that reaps orphans and forwards signals) and
 //! creates the restored processes with [`spawn_with_pid`].
 
+use dmtcp_restorer::abi::CloneArgs;
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -158,22 +159,6 @@ pub fn enter() -> Result<(), NsError> {
         .map_err(NsError::Mount)?;
     }
     Ok(())
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
 
 /// Forks a child whose pid in the current pid namespace is exactly `pid` (needs the caller to

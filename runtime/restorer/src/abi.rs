@@ -345,3 +345,21 @@ mod tests {
         assert!(SavedLayout::decode(&buf[..n]).is_none());
     }
 }
+
+/// `struct clone_args` of `clone3` (linux/sched.h), for the restart path and the namespace
+/// init that create tasks with chosen tids.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}

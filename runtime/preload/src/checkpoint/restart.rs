@@ -11,7 +11,9 @@ use super::threads::{self, PTHREAD_TID_OFFSET, RELEASE, RSEQ_OFFSET, RSEQ_SIZE, 
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use dmtcp_restorer::abi::{EXIT_RESTORE_FAILED, RESTART_EXACT_TIDS, RESTART_MAGIC, RestartInfo};
+use dmtcp_restorer::abi::{
+    CloneArgs, EXIT_RESTORE_FAILED, RESTART_EXACT_TIDS, RESTART_MAGIC, RestartInfo,
+};
 use dmtcp_restorer::sys::{self, LineBuf};
 
 /// Set by the entry; the checkpoint thread sees it when its signal frame returns.
@@ -53,23 +55,6 @@ fn die(what: &[u8], err: isize) -> ! {
     sys::write_all(crate::settings::LOG_FD, l.as_bytes());
     sys::write_all(2, l.as_bytes());
     sys::exit_group(EXIT_RESTORE_FAILED)
-}
-
-/// `struct clone_args` (linux/sched.h).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
 
 /// The restored runtime's restart entry, called by the restorer on the hole's stack.
