@@ -26,6 +26,10 @@ pub struct RestoreOptions {
     /// ([`RestoreOptions::from_env`]) unless `DMTCP_RESTORE_STDIO=1`, with which stdio
     /// redirected to files at launch comes back to those files.
     pub inherit_all_stdio: bool,
+    /// Inodes of pipes shared with other processes of the computation (the cross-process
+    /// layer rejoins them): restored even at fds 0-2, where the stdio rules would inherit
+    /// the restart command's fd instead (`a | b` in a checkpointed shell).
+    pub shared_pipes: Vec<u64>,
 }
 
 impl Default for RestoreOptions {
@@ -36,6 +40,7 @@ impl Default for RestoreOptions {
             recreate_missing_write_only: true,
             inherit_stdio: true,
             inherit_all_stdio: false,
+            shared_pipes: Vec::new(),
         }
     }
 }

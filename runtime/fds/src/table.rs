@@ -196,6 +196,11 @@ enum Skip {
 }
 
 fn skip_reason(e: &FdEntry, table: &FdTable, opts: &RestoreOptions) -> Option<Skip> {
+    if let FdObject::Pipe(p) = &e.object
+        && opts.shared_pipes.contains(&p.inode)
+    {
+        return None;
+    }
     let stdio = opts.inherit_stdio && (0..=2).contains(&e.fd);
     if opts.inherit_all_stdio && (0..=2).contains(&e.fd) && !matches!(e.object, FdObject::Socket(_)) {
         return Some(Skip::Inherited);

@@ -4,32 +4,56 @@
 //! The table lives in a static of this library, so it is saved with the memory and is there
 //! again in the restored process; no image section is needed.
 
+use super::shared_fds::{self, SharedError};
 use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FdsError {
+    #[error("{0}")]
+    Fds(#[from] dmtcp_fds::FdError),
+    #[error("{0}")]
+    Shared(#[from] SharedError),
+}
 
 static TABLE: Mutex<Option<dmtcp_fds::FdTable>> = Mutex::new(None);
 
 /// Saves every fd of the program except the runtime's and plugins' protected ones. Pipes are
-/// drained and refilled, so the running program loses nothing.
-pub fn capture() -> Result<(), dmtcp_fds::FdError> {
+/// drained and refilled, so the running program loses nothing; pipes and FIFOs shared with
+/// other processes are drained only by their elected leader (`shared_fds`).
+pub fn capture(generation: u32) -> Result<(), FdsError> {
     let protected = crate::plugin::protected_fds();
-    let fds: Vec<i32> = dmtcp_fds::list_fds()?
-        .into_iter()
-        .filter(|fd| !protected.contains(fd))
-        .collect();
-    let table = dmtcp_fds::save_fds(&fds, &dmtcp_fds::SaveOptions::from_env())?;
+    let fds: Vec<i32> = match dmtcp_fds::list_fds() {
+        Ok(fds) => fds
+            .into_iter()
+            .filter(|fd| !protected.contains(fd))
+            .collect(),
+        Err(e) => {
+            shared_fds::elect_absent().map_err(SharedError::from)?;
+            return Err(e.into());
+        }
+    };
+    let mut opts = dmtcp_fds::SaveOptions::from_env();
+    opts.skip_drain = shared_fds::elect(generation, &fds)?;
+    let table = dmtcp_fds::save_fds(&fds, &opts)?;
     *TABLE.lock().unwrap_or_else(|e| e.into_inner()) = Some(table);
     Ok(())
 }
 
-/// Recreates the saved fds at their numbers. Warnings (a file that changed, a watch dropped)
-/// go to the log; an fd that cannot be recreated is an error the restart cannot survive.
-pub fn restore() -> Result<(), dmtcp_fds::FdError> {
-    let Some(table) = TABLE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-        return Ok(());
-    };
-    let report = dmtcp_fds::restore_all(&table, &dmtcp_fds::RestoreOptions::from_env())?;
-    for w in &report.warnings {
-        crate::warn!("{w}");
+/// Recreates the saved fds at their numbers, then rejoins pipes shared with other processes.
+/// Warnings (a file that changed, a watch dropped) go to the log; an fd that cannot be
+/// recreated is an error the restart cannot survive.
+pub fn restore() -> Result<(), FdsError> {
+    let table = TABLE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let mut orphans = Vec::new();
+    if let Some(table) = &table {
+        let mut opts = dmtcp_fds::RestoreOptions::from_env();
+        opts.shared_pipes = shared_fds::shared_pipe_inodes();
+        let report = dmtcp_fds::restore_all(table, &opts)?;
+        for w in &report.warnings {
+            crate::warn!("{w}");
+        }
+        orphans = report.orphan_pipe_ends;
     }
+    shared_fds::rejoin(table.as_ref(), orphans)?;
     Ok(())
 }

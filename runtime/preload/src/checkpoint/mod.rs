@@ -22,6 +22,7 @@ mod layout;
 mod maps;
 mod process;
 pub mod restart;
+mod shared_fds;
 mod sigwrap;
 mod threads;
 mod write;
@@ -205,12 +206,14 @@ extern "C" fn finish_checkpoint_before_exit() {
 fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
     if !READY.load(Ordering::Acquire) {
+        shared_fds::elect_absent()?;
         return vote_and_report(order, CkptError::NotReady);
     }
     let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
     *JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepare(order));
     if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT.load(Ordering::Relaxed) as u64) {
         threads::release_all();
+        shared_fds::elect_absent()?;
         return vote_and_report(order, e.into());
     }
     // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
@@ -323,7 +326,7 @@ enum Outcome {
 fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError> {
     process::capture(sig);
     capture_thread_pending(sig);
-    fds::capture().map_err(|e| CkptError::Fds(e.to_string()))?;
+    fds::capture(order.generation).map_err(|e| CkptError::Fds(e.to_string()))?;
     // With --kcheckpoint the program must not run past its image: write in-process.
     FORK_THIS.store(
         !order.kill_after && forked_writes_enabled(),

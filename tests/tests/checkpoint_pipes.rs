@@ -1,0 +1,168 @@
+//! A pipe shared by a parent and its child (tests/programs/ckpt_pipe.c): the parent writes a
+//! numbered sequence faster than the child reads it, so the pipe is full at every checkpoint.
+//! After two checkpoint/kill/restart cycles the child has still read every number exactly
+//! once, in order, and saw EOF when the parent closed its end (one pipe again, not two).
+//! The same for a shell pipeline `writer | reader` of two bash subshells, where the pipe is
+//! the writer's stdout and the reader's stdin (fds the restart would otherwise take from the
+//! restart command), and all three shells also share a FIFO.
+
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+};
+use dmtcp_tests::{Env, Spawned};
+
+/// More than a full pipe (64 KiB holds 7281 records) beyond what the child reads before the
+/// second checkpoint, so the parent is still writing at both checkpoints.
+const RECORDS: u64 = 12000;
+
+fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
+    let imgs = images(env.dir.path(), program);
+    assert_eq!(imgs.len(), n, "{imgs:?}");
+    let restart = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .args(&imgs);
+    env.spawn(&restart)
+}
+
+/// Starts `program args` under `dmtcp_launch` in a new user and pid namespace (the restart
+/// rebuilds the process tree with the same pids) and waits for `peers` processes.
+fn launch_tree(env: &Env, port: u16, program: &str, peers: u32) -> Spawned {
+    let launch = env.tools.path("dmtcp_launch");
+    let script = format!(
+        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {program}; true",
+        launch.display(),
+    );
+    let cmd = env
+        .cmd("unshare")
+        .args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--map-current-user",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(&script);
+    let run = env.spawn(&cmd);
+    env.wait_peers(port, peers, true, LONG);
+    run
+}
+
+#[test]
+fn pipe_between_parent_and_child_survives_two_cycles() {
+    let env = Env::new("ckpt_pipe");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ckpt_pipe");
+    let mut run = launch_tree(&env, port, &format!("{} {RECORDS}", prog.display()), 2);
+    wait_lines(&env, &mut run, "recv", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
+    assert_consecutive(&t, 1, "before the first checkpoint");
+    let mut next = t.last().unwrap() + 1;
+
+    let mut r = restart_all(&env, port, "ckpt_pipe", 2);
+    wait_lines(&env, &mut r, "recv", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "recv");
+    assert_consecutive(&t, next, "after the first restart");
+    next = t.last().unwrap() + 1;
+    // The parent still held the write end with a full pipe at the second checkpoint.
+    assert!(
+        next * 100 + 7300 < RECORDS,
+        "the reader went too fast: {t:?}"
+    );
+
+    let out = restart_all(&env, port, "ckpt_pipe", 2).wait(LONG * 2);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "recv"), next, "after the second restart");
+    assert!(
+        stdout.ends_with(&format!("child done {RECORDS}\ndone\n")),
+        "{stdout}"
+    );
+}
+
+/// The pipeline: a writer subshell echoes 1..LIMIT as fast as the pipe takes it, a reader
+/// subshell checks every line and waits 1 ms per line on a FIFO nobody writes (`read -t`).
+const PIPELINE: &str = r#"
+limit=$1
+exec 9<>"$2"
+i=0
+while [ "$i" -lt "$limit" ]; do i=$((i + 1)); echo "$i"; done | {
+  n=0
+  while read -r x; do
+    n=$((n + 1))
+    if [ "$x" != "$n" ]; then echo "CORRUPT got '$x', expected $n"; exit 3; fi
+    if [ $((n % 100)) = 0 ]; then echo "recv $((n / 100))"; fi
+    read -r -t 0.001 -u 9 _
+  done
+  if [ "$n" != "$limit" ]; then echo "FAIL EOF after $n lines of $limit"; exit 3; fi
+  echo "child done $n"
+}
+echo "status $?"
+"#;
+
+/// Lines of the pipeline: a full pipe (~11,000 lines of 6 bytes) stays ahead of the reader.
+const LINES: u64 = 16000;
+
+#[test]
+fn shell_pipeline_survives_two_cycles() {
+    let env = Env::new("ckpt_pipe_shell");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let script = env.dir.path().join("pipeline.sh");
+    std::fs::write(&script, PIPELINE).unwrap();
+    let fifo = env.dir.path().join("slow.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    make_usable(&fifo);
+    make_usable(&script);
+    let prog = format!("bash {} {LINES} {}", script.display(), fifo.display());
+    // The launched shell and its two subshells.
+    let mut run = launch_tree(&env, port, &prog, 3);
+    wait_lines(&env, &mut run, "recv", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
+    assert_consecutive(&t, 1, "before the first checkpoint");
+    let mut next = t.last().unwrap() + 1;
+
+    let mut r = restart_all(&env, port, "bash", 3);
+    wait_lines(&env, &mut r, "recv", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "recv");
+    assert_consecutive(&t, next, "after the first restart");
+    next = t.last().unwrap() + 1;
+    assert!(
+        next * 100 + 11500 < LINES,
+        "the reader went too fast: {t:?}"
+    );
+
+    let out = restart_all(&env, port, "bash", 3).wait(LONG * 2);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "recv"), next, "after the second restart");
+    assert!(
+        stdout.ends_with(&format!("child done {LINES}\nstatus 0\n")),
+        "{stdout}"
+    );
+}
+
+/// The test user (not root in CI) must open the FIFO and read the script.
+fn make_usable(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
