@@ -1,7 +1,7 @@
 //! Helpers for the checkpoint/restart tests (tests/tests/checkpoint_*.rs): reading the numbered
 //! progress lines the ckpt_* programs print, checkpointing, and restarting their images.
 
-use crate::{Env, Spawned, wait_for};
+use crate::{Cmd, Env, Spawned, wait_for};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,4 +97,25 @@ pub fn restart(env: &Env, port: u16, image: &Path) -> Spawned {
     let mut r = env.spawn(&cmd);
     env.wait_peers_of(port, 1, &mut r);
     r
+}
+
+/// `dmtcp_launch --join-coordinator` of `program_and_args` (a shell word list) inside a fresh
+/// user+pid namespace with `DMTCP_PID_NAMESPACE=1`; sh stays pid 1 there, so the program gets
+/// an ordinary pid.
+pub fn launch_in_pid_namespace(env: &Env, port: u16, program_and_args: &str) -> Cmd {
+    let script = format!(
+        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {program_and_args}; true",
+        env.tools.path("dmtcp_launch").display(),
+    );
+    env.cmd("unshare")
+        .args([
+            "--user",
+            "--pid",
+            "--fork",
+            "--map-current-user",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
 }

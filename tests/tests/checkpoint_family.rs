@@ -5,7 +5,8 @@
 
 use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
+    wait_lines,
 };
 
 #[test]
@@ -14,24 +15,7 @@ fn parent_and_child_come_back_as_a_family() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_family");
-    let launch = env.tools.path("dmtcp_launch");
-    let script = format!(
-        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {} 60; true",
-        launch.display(),
-        prog.display()
-    );
-    let cmd = env
-        .cmd("unshare")
-        .args([
-            "--user",
-            "--pid",
-            "--fork",
-            "--map-current-user",
-            "--mount-proc",
-            "sh",
-            "-c",
-        ])
-        .arg(&script);
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 60", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 2, true, LONG);
     wait_lines(&env, &mut run, "tick", 5);

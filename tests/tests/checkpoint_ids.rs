@@ -4,7 +4,8 @@
 
 use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
+    restart, wait_lines,
 };
 
 #[test]
@@ -13,25 +14,7 @@ fn pid_and_tids_are_exact_in_a_pid_namespace() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_ids");
-    let launch = env.tools.path("dmtcp_launch");
-    // sh stays pid 1 of the namespace, so the program gets an ordinary pid.
-    let script = format!(
-        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {} 50; true",
-        launch.display(),
-        prog.display()
-    );
-    let cmd = env
-        .cmd("unshare")
-        .args([
-            "--user",
-            "--pid",
-            "--fork",
-            "--map-current-user",
-            "--mount-proc",
-            "sh",
-            "-c",
-        ])
-        .arg(&script);
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 50", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers_of(port, 1, &mut run);
     wait_lines(&env, &mut run, "tick", 5);

@@ -7,7 +7,8 @@
 //! restart command), and all three shells also share a FIFO.
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
+    wait_lines,
 };
 use dmtcp_tests::{Env, Spawned};
 
@@ -28,23 +29,7 @@ fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
 /// Starts `program args` under `dmtcp_launch` in a new user and pid namespace (the restart
 /// rebuilds the process tree with the same pids) and waits for `peers` processes.
 fn launch_tree(env: &Env, port: u16, program: &str, peers: u32) -> Spawned {
-    let launch = env.tools.path("dmtcp_launch");
-    let script = format!(
-        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {program}; true",
-        launch.display(),
-    );
-    let cmd = env
-        .cmd("unshare")
-        .args([
-            "--user",
-            "--pid",
-            "--fork",
-            "--map-current-user",
-            "--mount-proc",
-            "sh",
-            "-c",
-        ])
-        .arg(&script);
+    let cmd = launch_in_pid_namespace(env, port, program);
     let run = env.spawn(&cmd);
     env.wait_peers(port, peers, true, LONG);
     run

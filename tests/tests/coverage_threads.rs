@@ -9,6 +9,7 @@ use dmtcp_tests::Env;
 use dmtcp_tests::coverage_support::{
     assert_checkpoints_before, build, live_checkpoint_kill_restart, run_cycles, s,
 };
+use dmtcp_tests::engine_support::launch_in_pid_namespace;
 
 const LIMIT: &str = "60";
 
@@ -29,26 +30,11 @@ fn threads_and_ids_survive_two_restarts_in_a_pid_namespace() {
     let env = Env::new("cov_threads_ns");
     let prog = build(&env, "cov_threads", &[]);
     let coord = env.coordinator(&[]);
-    let launch = env.tools.path("dmtcp_launch");
-    // sh stays pid 1 of the namespace, so the program gets an ordinary pid.
-    let script = format!(
-        "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {} {} {LIMIT} exact; true",
-        launch.display(),
+    let cmd = launch_in_pid_namespace(
+        &env,
         coord.port,
-        prog.display()
+        &format!("{} {LIMIT} exact", prog.display()),
     );
-    let cmd = env
-        .cmd("unshare")
-        .args([
-            "--user",
-            "--pid",
-            "--fork",
-            "--map-current-user",
-            "--mount-proc",
-            "sh",
-            "-c",
-        ])
-        .arg(&script);
     let c = run_cycles(&env, coord.port, cmd, "cov_threads", "tick", 5, 2);
     assert_checkpoints_before(&c, 60, &env);
     let out = c.finished_stdout(&env);
