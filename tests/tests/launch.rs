@@ -343,3 +343,26 @@ fn dmtcp_checkpoint_is_a_deprecated_alias() {
         out.describe()
     );
 }
+
+#[test]
+fn statically_linked_program_is_refused_before_it_runs() {
+    let env = Env::new("static_program");
+    let coord = env.coordinator(&[]);
+    let prog = dmtcp_tests::coverage_support::build(&env, "counter", &["-static"]);
+    let out = env.run(
+        &env.launch_joined(coord.port, [prog.to_str().unwrap(), "10"]),
+        QUICK,
+    );
+    out.assert_code(1).assert_one_line_error();
+    assert!(
+        out.stderr_str().contains("statically linked"),
+        "{}",
+        out.describe()
+    );
+    // Refused up front: the program never ran (it would have printed "count 1").
+    assert!(out.stdout_str().is_empty(), "{}", out.describe());
+    // The same program dynamically linked is accepted (the check is not over-eager).
+    let dynamic = env.program("counter");
+    let mut run = env.spawn(&env.launch_joined(coord.port, [dynamic.to_str().unwrap(), "10"]));
+    env.wait_peers_of(coord.port, 1, &mut run);
+}

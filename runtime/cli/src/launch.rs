@@ -402,6 +402,16 @@ pub fn main() {
             format_args!("{}: command not found", prog.to_string_lossy()),
         );
     };
+    if crate::elf::linkage(&prog_path) == crate::elf::Linkage::Static {
+        die(
+            1,
+            format_args!(
+                "{} is statically linked; the runtime cannot be loaded into it \
+                 (relink it dynamically; see docs/unsupported.md)",
+                prog_path.display()
+            ),
+        );
+    }
     let Some(lib) = find_shipped("libdmtcp.so") else {
         die(
             1,

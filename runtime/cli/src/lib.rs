@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod elf;
 pub mod launch;
 pub mod pidns;
 
