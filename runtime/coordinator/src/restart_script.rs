@@ -1,6 +1,7 @@
 //! `dmtcp_restart_script.sh`: the shell script that restarts the last complete checkpoint.
 
 use dmtcp_protocol::CompId;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, symlink};
@@ -52,66 +53,60 @@ impl RestartScript {
             .join(format!("dmtcp_restart_script_{}.sh", self.comp_id))
     }
 
-    /// Images grouped by host, local host first, in checkpoint order otherwise.
-    fn by_host(&self) -> Vec<(String, Vec<&str>)> {
-        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    /// Images grouped by the host they ran on, hosts in name order (the numbering that
+    /// `--hostfile` lines follow), images in path order within a host.
+    pub fn saved_hosts(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (host, image) in &self.images {
-            match groups.iter_mut().find(|(h, _)| h == host) {
-                Some((_, v)) => v.push(image),
-                None => groups.push((host.clone(), vec![image])),
-            }
+            groups.entry(host).or_default().push(image.clone());
         }
-        groups.sort_by_key(|(h, _)| *h != self.local_host);
         groups
+            .into_iter()
+            .map(|(h, mut v)| {
+                v.sort();
+                (h.to_string(), v)
+            })
+            .collect()
     }
 
     pub fn render(&self) -> String {
+        let hosts = self.saved_hosts();
         let mut s = String::new();
         s.push_str("#!/bin/sh\n");
         s.push_str(&format!(
             "# Restarts computation {} from checkpoint generation {}.\n\
-             # Written by dmtcp_coordinator; run it with --help for its options.\n\n",
-            self.comp_id, self.generation
+             # Written by dmtcp_coordinator on {}; run it with --help for its options.\n\n",
+            self.comp_id, self.generation, self.local_host
         ));
         s.push_str(&format!(
-            "dmtcp_restart={}\ncoord_host={}\ncoord_port={}\ninterval={}\nrestartdir=\nhostfile=\n\n",
+            "dmtcp_restart={}\ncoord_host={}\ncoord_port={}\ninterval={}\n",
             sh_quote(&self.restart_bin),
             sh_quote(&self.coord_host),
             self.coord_port,
             self.interval
         ));
-        s.push_str(USAGE_AND_OPTIONS);
-        let groups = self.by_host();
-        let mut local: Option<&Vec<&str>> = None;
-        for (host, images) in &groups {
-            if *host == self.local_host {
-                local = Some(images);
-                continue;
-            }
-            // Remote processes join the coordinator that the local restart uses.
-            let words: Vec<String> = images
-                .iter()
-                .map(|i| format!("\"$(img {})\"", sh_quote(i)))
-                .collect();
+        // The placement, for --help (a here-document line each).
+        let mut placement = String::new();
+        for (n, (host, images)) in hosts.iter().enumerate() {
+            placement.push_str(&format!(
+                "  {}. {host}: {} process(es)\n",
+                n + 1,
+                images.len()
+            ));
+        }
+        s.push_str(&format!("saved_placement={}\n", sh_quote(&placement)));
+        s.push_str(SCRIPT_BODY);
+        s.push_str("\n# The saved placement: host number, host, its images.\n");
+        for (n, (host, images)) in hosts.iter().enumerate() {
+            let words: Vec<String> = images.iter().map(|i| sh_quote(i)).collect();
             s.push_str(&format!(
-                "ssh {} \"dmtcp_restart --join-coordinator --coord-host $coord_host --coord-port $coord_port \
-                 $interval_opt {}\" &\n",
+                "place {} {} {}\n",
+                n + 1,
                 sh_quote(host),
                 words.join(" ")
             ));
         }
-        match local {
-            Some(images) => {
-                s.push_str("exec \"$dmtcp_restart\" --coord-host \"$coord_host\" --coord-port \"$coord_port\" $interval_opt \\\n");
-                let words: Vec<String> = images
-                    .iter()
-                    .map(|i| format!("  \"$(img {})\"", sh_quote(i)))
-                    .collect();
-                s.push_str(&words.join(" \\\n"));
-                s.push('\n');
-            }
-            None => s.push_str("wait\n"),
-        }
+        s.push_str("\nstart_all\n");
         s
     }
 
@@ -140,16 +135,31 @@ impl RestartScript {
     }
 }
 
-const USAGE_AND_OPTIONS: &str = r#"usage() {
+/// The options, helpers and launcher of every script; the generated part sets the variables
+/// above it and calls `place` once per saved host, then `start_all`.
+const SCRIPT_BODY: &str = r#"restartdir=
+hostfile=
+local_only=
+rsh=${DMTCP_REMOTE_SHELL:-ssh}
+
+usage() {
   cat <<USAGE
 Usage: $0 [OPTIONS]
-Restarts the checkpointed computation.
+Restarts the checkpointed computation: each process on the host it ran on (other hosts
+through the remote shell; they join the coordinator at --coord-host, which must be running
+or be started by processes of this host), unless --hostfile or --local places them.
   -h, --coord-host HOST   coordinator host (default: $coord_host)
   -p, --coord-port PORT   coordinator port (default: $coord_port)
-      --hostfile FILE     reserved: hosts to restart on
+      --hostfile FILE     restart the processes of saved host N on the N-th host of FILE
+                          (first word of each line; blank lines and # comments skipped;
+                          used again from the top when FILE lists fewer hosts)
+      --local             restart every process on this host
+      --rsh CMD           remote shell (default: \$DMTCP_REMOTE_SHELL, else ssh)
       --restartdir DIR    look for the images in DIR instead of their saved paths
   -i, --interval SECS     checkpoint interval after restart (0 = none)
       --help              show this help
+Saved hosts:
+$saved_placement
 USAGE
 }
 
@@ -158,12 +168,21 @@ while [ $# -gt 0 ]; do
     -h|--coord-host) coord_host="$2"; shift 2 ;;
     -p|--coord-port) coord_port="$2"; shift 2 ;;
     --hostfile) hostfile="$2"; shift 2 ;;
+    --local) local_only=1; shift ;;
+    --rsh) rsh="$2"; shift 2 ;;
     --restartdir) restartdir="$2"; shift 2 ;;
     -i|--interval) interval="$2"; shift 2 ;;
     --help) usage; exit 0 ;;
     *) echo "$0: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
 done
+
+if [ -n "$hostfile" ]; then
+  [ -r "$hostfile" ] || { echo "$0: cannot read host file $hostfile" >&2; exit 1; }
+  new_hosts=$(sed -e 's/#.*//' "$hostfile" | awk 'NF { print $1 }')
+  [ -n "$new_hosts" ] || { echo "$0: host file $hostfile lists no host" >&2; exit 1; }
+  n_new_hosts=$(printf '%s\n' "$new_hosts" | wc -l)
+fi
 
 interval_opt=
 if [ -n "$interval" ] && [ "$interval" != 0 ]; then interval_opt="--interval $interval"; fi
@@ -172,6 +191,92 @@ img() {
   if [ -n "$restartdir" ]; then printf '%s/%s' "$restartdir" "${1##*/}"; else printf '%s' "$1"; fi
 }
 
+# Quotes a word for the shell that reads it again (eval here, or the remote user's shell).
+q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+this_host=$(uname -n)
+is_local() { [ "$1" = "$this_host" ] || [ "$1" = localhost ]; }
+
+# The host that saved host number $1 (named $2) restarts on.
+new_host() {
+  if [ -n "$local_only" ]; then printf '%s' "$this_host"
+  elif [ -n "$hostfile" ]; then printf '%s\n' "$new_hosts" | sed -n "$(( ($1 - 1) % n_new_hosts + 1 ))p"
+  else printf '%s' "$2"; fi
+}
+
+# Images by the host they restart on: placed_I (host) and words_I (quoted image paths), so
+# one dmtcp_restart per host restarts all of that host's processes.
+nplaced=0
+place() {
+  h=$(new_host "$1" "$2"); shift 2
+  i=1
+  while [ "$i" -le "$nplaced" ]; do
+    eval "ph=\$placed_$i"
+    [ "$ph" = "$h" ] && break
+    i=$((i + 1))
+  done
+  if [ "$i" -gt "$nplaced" ]; then nplaced=$i; eval "placed_$i=\$h; words_$i="; fi
+  for image in "$@"; do
+    w=$(q "$(img "$image")")
+    eval "words_$i=\"\$words_$i \$w\""
+  done
+}
+
+restart_cmd() {
+  printf '%s --coord-host %s --coord-port %s %s' "$(q "$dmtcp_restart")" "$(q "$coord_host")" \
+    "$(q "$coord_port")" "$interval_opt"
+}
+
+# Waits until the coordinator answers (the local dmtcp_restart may be starting it).
+wait_coordinator() {
+  cmd="${dmtcp_restart%/*}/dmtcp_command"
+  [ -x "$cmd" ] || cmd=dmtcp_command
+  t=0
+  while [ "$t" -lt 300 ]; do
+    "$cmd" --coord-host "$coord_host" --coord-port "$coord_port" --status >/dev/null 2>&1 && return 0
+    sleep 0.1
+    t=$((t + 1))
+  done
+  echo "$0: no coordinator at $coord_host:$coord_port; starting the other hosts anyway" >&2
+}
+
+start_all() {
+  local_words=
+  nremote=0
+  i=1
+  while [ "$i" -le "$nplaced" ]; do
+    eval "h=\$placed_$i; w=\$words_$i"
+    if is_local "$h"; then local_words="$local_words $w"; else nremote=$((nremote + 1)); fi
+    i=$((i + 1))
+  done
+  if [ "$nremote" = 0 ]; then
+    eval "exec $(restart_cmd) $local_words"
+  fi
+  if [ -n "$local_words" ]; then
+    eval "$(restart_cmd) $local_words" &
+    local_pid=$!
+    wait_coordinator
+  fi
+  pids=
+  i=1
+  while [ "$i" -le "$nplaced" ]; do
+    eval "h=\$placed_$i; w=\$words_$i"
+    if ! is_local "$h"; then
+      # $rsh unquoted: it may carry options (ssh -F FILE).
+      $rsh "$h" "$(restart_cmd) --join-coordinator $w" </dev/null &
+      pids="$pids $!"
+    fi
+    i=$((i + 1))
+  done
+  rc=0
+  if [ -n "$local_words" ]; then wait "$local_pid" || rc=$?; fi
+  for p in $pids; do
+    wait "$p"
+    s=$?
+    [ "$rc" = 0 ] && rc=$s
+  done
+  exit "$rc"
+}
 "#;
 
 #[cfg(test)]
@@ -181,7 +286,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::Command;
 
-    fn script(dir: &Path, images: Vec<(String, String)>) -> RestartScript {
+    fn script(dir: &Path, restart_bin: &str, images: Vec<(String, String)>) -> RestartScript {
         RestartScript {
             dir: dir.to_path_buf(),
             comp_id: CompId(UniquePid {
@@ -193,7 +298,7 @@ mod tests {
             coord_host: "node1".into(),
             coord_port: 7779,
             interval: 0,
-            restart_bin: "/bin/echo".into(),
+            restart_bin: restart_bin.into(),
             local_host: "node1".into(),
             images,
         }
@@ -204,6 +309,42 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    fn executable(path: &Path, text: &str) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A directory with a fake `dmtcp_restart` (prints its arguments), a `dmtcp_command` that
+    /// always finds the coordinator, and a fake remote shell that runs the command line it is
+    /// given locally (through sh, as ssh would) and prefixes the output with the host.
+    fn fakes(tag: &str) -> PathBuf {
+        let d = tempdir(tag);
+        executable(&d.join("dmtcp_restart"), "#!/bin/sh\necho \"$@\"\n");
+        executable(&d.join("dmtcp_command"), "#!/bin/sh\nexit 0\n");
+        executable(
+            &d.join("rsh"),
+            "#!/bin/sh\nh=$1; shift\nout=$(sh -c \"$1\")\necho \"$h: $out\"\n",
+        );
+        d
+    }
+
+    /// Runs the script with the fake remote shell; its output lines, sorted (remote hosts
+    /// start in parallel).
+    fn run(dir: &Path, path: &Path, args: &[&str]) -> (Option<i32>, Vec<String>) {
+        let out = Command::new("sh")
+            .arg(path)
+            .args(args)
+            .env("DMTCP_REMOTE_SHELL", dir.join("rsh"))
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.replace(&dir.display().to_string(), "D"))
+            .collect();
+        lines.sort();
+        (out.status.code(), lines)
     }
 
     #[test]
@@ -223,11 +364,13 @@ mod tests {
     #[test]
     fn script_runs_restart_with_images_and_options() {
         let dir = tempdir("script");
+        let here = dmtcp_protocol::ids::hostname();
         let s = script(
             &dir,
+            "/bin/echo",
             vec![
-                ("node1".into(), "/ck/a b.dmtcp".into()),
-                ("node1".into(), "/ck/it's.dmtcp".into()),
+                (here.clone(), "/ck/a b.dmtcp".into()),
+                (here, "/ck/it's.dmtcp".into()),
             ],
         );
         let path = s.write().unwrap();
@@ -270,35 +413,121 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn three_hosts(dir: &Path) -> PathBuf {
+        let restart = dir.join("dmtcp_restart");
+        let s = script(
+            dir,
+            restart.to_str().unwrap(),
+            vec![
+                ("node2".into(), "/ck/r2.dmtcp".into()),
+                ("node1".into(), "/ck/a.dmtcp".into()),
+                ("node2".into(), "/ck/r1.dmtcp".into()),
+                ("node3".into(), "/ck/it's.dmtcp".into()),
+            ],
+        );
+        s.write().unwrap()
+    }
+
+    #[test]
+    fn each_process_restarts_on_its_saved_host_through_the_remote_shell() {
+        let dir = fakes("saved");
+        let path = three_hosts(&dir);
+        let (code, lines) = run(&dir, &path, &[]);
+        assert_eq!(code, Some(0));
+        let restart = "--coord-host node1 --coord-port 7779 --join-coordinator";
+        assert_eq!(
+            lines,
+            [
+                format!("node1: {restart} /ck/a.dmtcp"),
+                format!("node2: {restart} /ck/r1.dmtcp /ck/r2.dmtcp"),
+                format!("node3: {restart} /ck/it's.dmtcp"),
+            ]
+        );
+        // Options reach the remote command line too.
+        let (_, lines) = run(&dir, &path, &["-h", "10.0.0.1", "-p", "5", "-i", "7"]);
+        assert_eq!(
+            lines[0],
+            "node1: --coord-host 10.0.0.1 --coord-port 5 --interval 7 --join-coordinator /ck/a.dmtcp"
+        );
         let out = Command::new("sh")
-            .arg(&link)
+            .arg(&path)
             .arg("--help")
             .output()
             .unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains("--restartdir"));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("  1. node1: 1 process(es)\n  2. node2: 2 process(es)\n  3. node3: 1"),
+            "{help}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn remote_hosts_are_started_through_ssh() {
+    fn hostfile_places_saved_host_n_on_line_n_and_wraps() {
+        let dir = fakes("hostfile");
+        let path = three_hosts(&dir);
+        let hf = dir.join("hosts");
+        fs::write(&hf, "# new placement\n\nnew3 slots=2\n  new1\n").unwrap();
+        let (code, lines) = run(&dir, &path, &["--hostfile", hf.to_str().unwrap()]);
+        assert_eq!(code, Some(0));
+        let restart = "--coord-host node1 --coord-port 7779 --join-coordinator";
+        // node1 -> new3, node2 -> new1, node3 -> new3 again (one dmtcp_restart for new3).
+        assert_eq!(
+            lines,
+            [
+                format!("new1: {restart} /ck/r1.dmtcp /ck/r2.dmtcp"),
+                format!("new3: {restart} /ck/a.dmtcp /ck/it's.dmtcp"),
+            ]
+        );
+        fs::write(&hf, "# nothing\n").unwrap();
+        let (code, _) = run(&dir, &path, &["--hostfile", hf.to_str().unwrap()]);
+        assert_eq!(code, Some(1));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn local_puts_everything_on_this_host_in_one_restart() {
+        let dir = fakes("local");
+        let path = three_hosts(&dir);
+        let (code, lines) = run(&dir, &path, &["--local", "--restartdir", "/new dir"]);
+        assert_eq!(code, Some(0));
+        assert_eq!(
+            lines,
+            [
+                "--coord-host node1 --coord-port 7779 /new dir/a.dmtcp /new dir/r1.dmtcp \
+              /new dir/r2.dmtcp /new dir/it's.dmtcp"
+            ]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn local_and_remote_processes_start_together() {
+        let dir = fakes("mixed");
+        let restart = dir.join("dmtcp_restart");
+        let here = dmtcp_protocol::ids::hostname();
         let s = script(
-            Path::new("/ck"),
+            &dir,
+            restart.to_str().unwrap(),
             vec![
+                (here, "/ck/l.dmtcp".into()),
                 ("node2".into(), "/ck/r.dmtcp".into()),
-                ("node1".into(), "/ck/l.dmtcp".into()),
             ],
         );
-        let text = s.render();
-        let ssh = text.lines().find(|l| l.starts_with("ssh ")).unwrap();
-        assert!(
-            ssh.starts_with("ssh 'node2' \"dmtcp_restart --join-coordinator"),
-            "{ssh}"
+        let path = s.write().unwrap();
+        let (code, lines) = run(&dir, &path, &[]);
+        assert_eq!(code, Some(0));
+        assert_eq!(
+            lines,
+            [
+                "--coord-host node1 --coord-port 7779 /ck/l.dmtcp".to_string(),
+                "node2: --coord-host node1 --coord-port 7779 --join-coordinator /ck/r.dmtcp"
+                    .to_string(),
+            ]
         );
-        assert!(ssh.contains("/ck/r.dmtcp") && ssh.ends_with('&'), "{ssh}");
-        assert!(text.contains("exec \"$dmtcp_restart\""));
-        // The local image is not in the ssh line and the remote one not in the exec.
-        assert!(!ssh.contains("l.dmtcp"));
-        let exec_part = &text[text.find("exec \"$dmtcp_restart\"").unwrap()..];
-        assert!(exec_part.contains("/ck/l.dmtcp") && !exec_part.contains("r.dmtcp"));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
