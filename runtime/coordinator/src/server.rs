@@ -48,6 +48,8 @@ enum Event {
         conn: ConnId,
         joining: Joining,
         observed_addr: String,
+        /// Peer and our own address of the connection (IPv4-mapped addresses unmapped).
+        route: (IpAddr, IpAddr),
         proof: [u8; 32],
         out: Outbox,
     },
@@ -254,6 +256,13 @@ async fn console(events: mpsc::Sender<Event>) {
     }
 }
 
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
 /// The address a peer connected from, as it should be published: IPv4 when mapped, and for a
 /// loopback peer this host's routable address (peers on other hosts cannot reach 127.0.0.1).
 fn observed(peer: SocketAddr, routable: Option<IpAddr>) -> String {
@@ -325,6 +334,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, conn: ConnId, ctx: Arc<
         conn,
         joining,
         observed_addr: observed(peer, ctx.routable),
+        route: (unmapped(peer.ip()), unmapped(local.ip())),
         proof,
         out,
     };
@@ -415,11 +425,13 @@ impl Central {
                 conn,
                 joining,
                 observed_addr,
+                route,
                 proof,
                 out,
             } => {
                 match self.comp.join(conn, joining, observed_addr, Now::real()) {
                     Ok(a) => {
+                        self.comp.note_route(route.0, route.1);
                         let w = Welcome {
                             proof,
                             assignment: Some(a),

@@ -175,6 +175,9 @@ pub struct Computation {
     empty_since: Instant,
     exiting: bool,
     host_ids: HashMap<String, u64>,
+    /// The coordinator's address as a process on another host reached it (restart scripts
+    /// name it: the published name may resolve to something other hosts cannot reach).
+    reached_at: Option<String>,
 }
 
 impl Computation {
@@ -201,6 +204,16 @@ impl Computation {
             empty_since: now.at,
             exiting: false,
             host_ids: HashMap::new(),
+            reached_at: None,
+        }
+    }
+
+    /// A process connected from `peer` to our address `local`; the first one from another
+    /// host fixes the coordinator address of restart scripts.
+    pub fn note_route(&mut self, peer: std::net::IpAddr, local: std::net::IpAddr) {
+        if self.reached_at.is_none() && !peer.is_loopback() && !local.is_unspecified() {
+            info!(%local, %peer, "reached from another host; restart scripts name {local}");
+            self.reached_at = Some(local.to_string());
         }
     }
 
@@ -709,7 +722,10 @@ impl Computation {
             dir,
             comp_id: self.comp_id.expect("checkpointing computation has an id"),
             generation: f.order.generation,
-            coord_host: self.cfg.coord_host.clone(),
+            coord_host: self
+                .reached_at
+                .clone()
+                .unwrap_or_else(|| self.cfg.coord_host.clone()),
             coord_port: self.cfg.coord_port,
             interval: self.interval,
             restart_bin: self.cfg.restart_bin.clone(),

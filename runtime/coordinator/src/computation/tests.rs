@@ -271,6 +271,36 @@ fn written(c: &mut Computation, conn: ConnId, now: Now) -> Vec<Action> {
     c.message(conn, msg, now)
 }
 
+/// The coordinator address in the restart script after one checkpoint of two workers.
+fn script_host(c: &mut Computation, now: Now) -> String {
+    c.command(1, Command::Checkpoint(CkptMode::Async), now);
+    written(c, 1, now);
+    let acts = written(c, 2, now);
+    match &acts[0] {
+        Action::WriteRestartScript(s) => s.coord_host.clone(),
+        a => panic!("{a:?}"),
+    }
+}
+
+#[test]
+fn script_names_the_address_that_other_hosts_reached() {
+    let cfg = CompConfig {
+        coord_host: "head".into(),
+        ..CompConfig::default()
+    };
+    let (mut c, now) = with_workers(cfg.clone(), 2);
+    // Local peers only: the published name stays.
+    c.note_route("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap());
+    assert_eq!(script_host(&mut c, now), "head");
+    // A peer from another host reached us at 10.201.0.1: that is what other hosts can use.
+    c.note_route(
+        "10.201.0.12".parse().unwrap(),
+        "10.201.0.1".parse().unwrap(),
+    );
+    c.note_route("10.9.0.5".parse().unwrap(), "10.9.0.1".parse().unwrap());
+    assert_eq!(script_host(&mut c, later(now, 1)), "10.201.0.1");
+}
+
 #[test]
 fn blocking_checkpoint_completes_when_every_image_is_written() {
     let cfg = CompConfig {
