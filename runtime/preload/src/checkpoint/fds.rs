@@ -5,6 +5,7 @@
 //! again in the restored process; no image section is needed.
 
 use super::shared_fds::{self, SharedError};
+use super::sockets::{self, SocketError};
 use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,8 @@ pub enum FdsError {
     Fds(#[from] dmtcp_fds::FdError),
     #[error("{0}")]
     Shared(#[from] SharedError),
+    #[error("{0}")]
+    Sockets(#[from] SocketError),
 }
 
 static TABLE: Mutex<Option<dmtcp_fds::FdTable>> = Mutex::new(None);
@@ -29,11 +32,20 @@ pub fn capture(generation: u32) -> Result<(), FdsError> {
             .collect(),
         Err(e) => {
             shared_fds::elect_absent().map_err(SharedError::from)?;
+            sockets::absent().map_err(SocketError::from)?;
             return Err(e.into());
         }
     };
     let mut opts = dmtcp_fds::SaveOptions::from_env();
-    opts.skip_drain = shared_fds::elect(generation, &fds)?;
+    opts.skip_drain = match shared_fds::elect(generation, &fds) {
+        Ok(skip) => skip,
+        Err(e) => {
+            sockets::absent().map_err(SocketError::from)?;
+            return Err(e.into());
+        }
+    };
+    // Sockets between processes of the computation are drained (and refilled at resume).
+    sockets::checkpoint(generation, &fds)?;
     let table = dmtcp_fds::save_fds(&fds, &opts)?;
     *TABLE.lock().unwrap_or_else(|e| e.into_inner()) = Some(table);
     Ok(())
@@ -45,15 +57,18 @@ pub fn capture(generation: u32) -> Result<(), FdsError> {
 pub fn restore() -> Result<(), FdsError> {
     let table = TABLE.lock().unwrap_or_else(|e| e.into_inner()).take();
     let mut orphans = Vec::new();
+    let mut report_kept = None;
     if let Some(table) = &table {
         let mut opts = dmtcp_fds::RestoreOptions::from_env();
         opts.shared_pipes = shared_fds::shared_pipe_inodes();
-        let report = dmtcp_fds::restore_all(table, &opts)?;
+        let mut report = dmtcp_fds::restore_all(table, &opts)?;
         for w in &report.warnings {
             crate::warn!("{w}");
         }
-        orphans = report.orphan_pipe_ends;
+        orphans = std::mem::take(&mut report.orphan_pipe_ends);
+        report_kept = Some(report);
     }
     shared_fds::rejoin(table.as_ref(), orphans)?;
+    sockets::restart(table.as_ref(), report_kept.as_ref())?;
     Ok(())
 }

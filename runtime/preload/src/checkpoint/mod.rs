@@ -23,6 +23,7 @@ mod maps;
 mod process;
 pub mod restart;
 mod shared_fds;
+mod sockets;
 mod sigwrap;
 mod threads;
 mod write;
@@ -207,13 +208,16 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
     if !READY.load(Ordering::Acquire) {
         shared_fds::elect_absent()?;
+        sockets::absent()?;
         return vote_and_report(order, CkptError::NotReady);
     }
     let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
     *JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepare(order));
     if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT.load(Ordering::Relaxed) as u64) {
+        sockets::resume();
         threads::release_all();
         shared_fds::elect_absent()?;
+        sockets::absent()?;
         return vote_and_report(order, e.into());
     }
     // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
@@ -230,10 +234,12 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => {
                 plugin::dispatch_checkpoint(Event::Resume, order.generation);
+                sockets::resume();
                 threads::release_all();
                 return report_failure(e);
             }
             Err(e) => {
+                sockets::resume();
                 threads::release_all();
                 return Err(e);
             }
@@ -241,6 +247,7 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         Ok(Outcome::Forked(pid)) => {
             // The child has its snapshot: the program runs on while it writes.
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
+            sockets::resume();
             threads::release_all();
             let written = settle(order, forked::wait(pid).map_err(CkptError::Forked))?;
             return match written {
@@ -262,11 +269,13 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
                 Ok(Err(e)) => e,
                 Ok(Ok(_)) => CkptError::NoResult,
                 Err(s) => {
+                    sockets::resume();
                     threads::release_all();
                     return Err(s);
                 }
             };
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
+            sockets::resume();
             threads::release_all();
             return report_failure(e);
         }
@@ -280,6 +289,7 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         wait_for_kill();
     }
     plugin::dispatch_checkpoint(Event::Resume, order.generation);
+    sockets::resume();
     threads::release_all();
     sent?;
     api::note_checkpoint_done(order.generation, &written.path);
