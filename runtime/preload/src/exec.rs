@@ -80,6 +80,16 @@ unsafe fn build_env(envp: *const *const c_char, handoff: bool) -> Vec<CString> {
     out
 }
 
+/// The environment for a new program started by a member without `exec` of itself
+/// (`posix_spawn`): the caller's, plus our preload and settings, with no identity hand-over.
+///
+/// # Safety
+/// `envp` is null or a null-terminated array of C strings.
+pub(crate) unsafe fn member_env(envp: *const *const c_char) -> Vec<CString> {
+    // SAFETY: forwarded from the caller.
+    unsafe { build_env(envp, false) }
+}
+
 fn kv(k: &[u8], v: &[u8]) -> CString {
     let mut b = k.to_vec();
     b.push(b'=');

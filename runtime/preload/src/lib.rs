@@ -10,6 +10,7 @@ mod checkpoint;
 mod ckpt_lock;
 mod ckpt_thread;
 mod exec;
+mod execl;
 mod fork;
 mod log;
 mod plugin;
@@ -18,6 +19,7 @@ mod real;
 mod session;
 mod settings;
 mod sleep;
+mod spawn;
 
 use alloc::RuntimeHeap;
 

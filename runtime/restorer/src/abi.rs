@@ -363,3 +363,41 @@ pub struct CloneArgs {
     pub set_tid_size: u64,
     pub cgroup: u64,
 }
+
+/// Name of the image header section listing the process's zombie children: children that had
+/// exited but were not yet reaped at checkpoint time. Restart recreates each (same pid where
+/// pids are exact) so the program's `waitpid` still finds it with its status.
+pub const ZOMBIES_SECTION: &str = "zombies";
+
+/// One zombie child: its pid and how it ended, as `waitid` reports it (`si_code` is
+/// `CLD_EXITED`, `CLD_KILLED` or `CLD_DUMPED`; `si_status` the exit code or signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zombie {
+    pub pid: i32,
+    pub code: i32,
+    pub status: i32,
+}
+
+impl Zombie {
+    pub const LEN: usize = 12;
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0..4].copy_from_slice(&self.pid.to_le_bytes());
+        b[4..8].copy_from_slice(&self.code.to_le_bytes());
+        b[8..12].copy_from_slice(&self.status.to_le_bytes());
+        b
+    }
+
+    /// Every whole record in `section`.
+    pub fn parse(section: &[u8]) -> impl Iterator<Item = Zombie> + '_ {
+        section.chunks_exact(Self::LEN).map(|c| {
+            let word = |i: usize| i32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+            Zombie {
+                pid: word(0),
+                code: word(4),
+                status: word(8),
+            }
+        })
+    }
+}

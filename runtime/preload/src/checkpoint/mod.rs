@@ -27,6 +27,7 @@ mod sockets;
 mod sigwrap;
 mod threads;
 mod write;
+mod zombies;
 
 use crate::plugin::{self, Event};
 use crate::session::{self, SessionError};
@@ -224,6 +225,10 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     plugin::dispatch_checkpoint(Event::PreCheckpoint, order.generation);
     if let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         job.sections = plugin::sections_to_save();
+        job.sections.push((
+            dmtcp_restorer::abi::ZOMBIES_SECTION.to_string(),
+            zombies::capture(),
+        ));
     }
     let outcome = frozen_window(order, sig);
     if restart::RESTARTED.load(Ordering::Acquire) {

@@ -264,6 +264,7 @@ fn restart_tree(
         .take()
         .unwrap_or_else(|| die(1, "no image to restart"));
     tree::restore_session(&c, ctx.exact);
+    tree::recreate_zombies(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
     restart_one(c, ctx, &kernel)

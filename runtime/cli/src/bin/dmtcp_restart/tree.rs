@@ -3,6 +3,7 @@
 //! session and process group, so `waitpid`, `getppid` and job control work as before.
 
 use crate::images::Checked;
+use dmtcp_restorer::abi::{ZOMBIES_SECTION, Zombie};
 
 /// Parent-child links between the images, by their checkpoint-time pids (same host only).
 pub struct Tree {
@@ -44,5 +45,53 @@ pub fn restore_session(c: &Checked, exact: bool) {
         } else if exact && p.pgid > 0 {
             libc::setpgid(0, p.pgid);
         }
+    }
+}
+
+/// Recreates the zombie children the process had at checkpoint time (exited, not yet reaped):
+/// each is a child with the saved pid that ends at once the way the original did, so the
+/// program's `waitpid` finds it with the same status. Only where pids are exact: with new pids
+/// the program would be waiting for a pid that no longer names it.
+pub fn recreate_zombies(c: &Checked, exact: bool) {
+    let Some(section) = c.image.header().section(ZOMBIES_SECTION) else {
+        return;
+    };
+    for z in Zombie::parse(section) {
+        if !exact {
+            tracing::warn!(
+                pid = z.pid,
+                "an unreaped child cannot be recreated without exact pids; waitpid will not find it"
+            );
+            continue;
+        }
+        match dmtcp_cli::pidns::fork_with_pid(z.pid) {
+            Ok(0) => end_like(z),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(pid = z.pid, "cannot recreate an unreaped child: {e}"),
+        }
+    }
+}
+
+/// Ends this process as the zombie `z` ended. The restarting parent has SIGCHLD at its
+/// default (ignored without a handler), so no stray signal reaches the restored program.
+fn end_like(z: Zombie) -> ! {
+    // SAFETY: plain process calls in a fresh single-threaded child that is about to end.
+    unsafe {
+        if z.code == libc::CLD_EXITED {
+            libc::_exit(z.status);
+        }
+        // Killed (or dumped core): die of the same signal, without writing a core file.
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(z.status, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, z.status);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), z.status);
+        libc::_exit(128 + z.status);
     }
 }
