@@ -79,11 +79,14 @@ impl RestartScript {
             self.comp_id, self.generation, self.local_host
         ));
         s.push_str(&format!(
-            "dmtcp_restart={}\ncoord_host={}\ncoord_port={}\ninterval={}\n",
+            "dmtcp_restart={}\ncoord_host={}\ncoord_port={}\ninterval={}\n\
+             # Every dmtcp_restart learns the size of the whole computation, since each host's\n\
+             # restarts only its own processes.\ncomputation_size={}\n",
             sh_quote(&self.restart_bin),
             sh_quote(&self.coord_host),
             self.coord_port,
-            self.interval
+            self.interval,
+            self.images.len()
         ));
         // The placement, for --help (a here-document line each).
         let mut placement = String::new();
@@ -223,8 +226,8 @@ place() {
 }
 
 restart_cmd() {
-  printf '%s --coord-host %s --coord-port %s %s' "$(q "$dmtcp_restart")" "$(q "$coord_host")" \
-    "$(q "$coord_port")" "$interval_opt"
+  printf '%s --coord-host %s --coord-port %s --computation-size %s %s' "$(q "$dmtcp_restart")" \
+    "$(q "$coord_host")" "$(q "$coord_port")" "$computation_size" "$interval_opt"
 }
 
 # Waits until the coordinator answers (the local dmtcp_restart may be starting it).
@@ -387,7 +390,7 @@ mod tests {
         let out = Command::new("sh").arg(&link).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "--coord-host node1 --coord-port 7779 /ck/a b.dmtcp /ck/it's.dmtcp\n"
+            "--coord-host node1 --coord-port 7779 --computation-size 2 /ck/a b.dmtcp /ck/it's.dmtcp\n"
         );
         let out = Command::new("sh")
             .arg(&link)
@@ -405,7 +408,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "--coord-host h2 --coord-port 9 --interval 30 /new/a b.dmtcp /new/it's.dmtcp\n"
+            "--coord-host h2 --coord-port 9 --computation-size 2 --interval 30 /new/a b.dmtcp /new/it's.dmtcp\n"
         );
         let out = Command::new("sh")
             .arg(&link)
@@ -437,7 +440,8 @@ mod tests {
         let path = three_hosts(&dir);
         let (code, lines) = run(&dir, &path, &[]);
         assert_eq!(code, Some(0));
-        let restart = "--coord-host node1 --coord-port 7779 --join-coordinator";
+        let restart =
+            "--coord-host node1 --coord-port 7779 --computation-size 4 --join-coordinator";
         assert_eq!(
             lines,
             [
@@ -450,7 +454,8 @@ mod tests {
         let (_, lines) = run(&dir, &path, &["-h", "10.0.0.1", "-p", "5", "-i", "7"]);
         assert_eq!(
             lines[0],
-            "node1: --coord-host 10.0.0.1 --coord-port 5 --interval 7 --join-coordinator /ck/a.dmtcp"
+            "node1: --coord-host 10.0.0.1 --coord-port 5 --computation-size 4 --interval 7 \
+             --join-coordinator /ck/a.dmtcp"
         );
         let out = Command::new("sh")
             .arg(&path)
@@ -473,7 +478,8 @@ mod tests {
         fs::write(&hf, "# new placement\n\nnew3 slots=2\n  new1\n").unwrap();
         let (code, lines) = run(&dir, &path, &["--hostfile", hf.to_str().unwrap()]);
         assert_eq!(code, Some(0));
-        let restart = "--coord-host node1 --coord-port 7779 --join-coordinator";
+        let restart =
+            "--coord-host node1 --coord-port 7779 --computation-size 4 --join-coordinator";
         // node1 -> new3, node2 -> new1, node3 -> new3 again (one dmtcp_restart for new3).
         assert_eq!(
             lines,
@@ -497,8 +503,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "--coord-host node1 --coord-port 7779 /new dir/a.dmtcp /new dir/r1.dmtcp \
-              /new dir/r2.dmtcp /new dir/it's.dmtcp"
+                "--coord-host node1 --coord-port 7779 --computation-size 4 /new dir/a.dmtcp \
+                 /new dir/r1.dmtcp /new dir/r2.dmtcp /new dir/it's.dmtcp"
             ]
         );
         fs::remove_dir_all(&dir).unwrap();
@@ -523,8 +529,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "--coord-host node1 --coord-port 7779 /ck/l.dmtcp".to_string(),
-                "node2: --coord-host node1 --coord-port 7779 --join-coordinator /ck/r.dmtcp"
+                "--coord-host node1 --coord-port 7779 --computation-size 2 /ck/l.dmtcp".to_string(),
+                "node2: --coord-host node1 --coord-port 7779 --computation-size 2 --join-coordinator \
+                 /ck/r.dmtcp"
                     .to_string(),
             ]
         );

@@ -50,6 +50,10 @@ struct Args {
     /// Restart images owned by another user, and skip other strict checks.
     #[arg(long = "no-strict-checking")]
     no_strict_checking: bool,
+    /// How many processes the whole computation has, when this command restarts only some of
+    /// them (the others on other hosts); the restart script passes it. Default: the images given.
+    #[arg(long = "computation-size", value_name = "N")]
+    computation_size: Option<u32>,
     /// Fewer messages (env DMTCP_QUIET).
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
@@ -144,6 +148,14 @@ fn main() {
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
 
     let num_peers = checked.len() as u32;
+    if let Some(n) = args.computation_size
+        && n < num_peers
+    {
+        die(
+            1,
+            format_args!("--computation-size {n} is smaller than the {num_peers} images given"),
+        );
+    }
     // Exact pids and tids need a fresh pid namespace; where user namespaces are off, the
     // processes come back with new ids (and say so).
     let wanted = std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
@@ -345,7 +357,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
         upid: assignment.upid,
         virtual_pid: assignment.virtual_pid,
         comp_id: assignment.comp_id,
-        num_peers,
+        num_peers: args.computation_size.unwrap_or(num_peers),
         generation: assignment.generation,
         interval: args.coord.interval(),
     };
