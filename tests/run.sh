@@ -17,6 +17,9 @@ say() { printf '\n==> %s\n' "$*"; }
 # --- system packages (only what is missing) -----------------------------------------------
 # postgresql + libpq-dev: the plugin example that reconnects to a real database server.
 need_pkgs=(build-essential python3 perl procps iproute2 util-linux passwd postgresql libpq-dev)
+# openssh: the multi-host tests run sshd on fake hosts (tests/hosts/up.sh; no system sshd is
+# started or configured).
+need_pkgs+=(openssh-server openssh-client)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
