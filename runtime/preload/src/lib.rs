@@ -20,6 +20,7 @@ mod session;
 mod settings;
 mod sleep;
 mod spawn;
+mod waits;
 
 use alloc::RuntimeHeap;
 
