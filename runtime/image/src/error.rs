@@ -74,6 +74,16 @@ pub enum ImageError {
         location: String,
         check: FrameCheck,
     },
+    #[error(
+        "parent image {path} (generation {generation}) {what}: this incremental image stores \
+         only what changed since it; restore that file, or restart from an older generation \
+         that does not need it"
+    )]
+    Parent {
+        path: String,
+        generation: u64,
+        what: String,
+    },
     #[error("no frame {0} in this image")]
     NoSuchFrame(usize),
     #[error("no region {0} in this image")]

@@ -4,8 +4,11 @@ use crate::error::{ImageError, Part, Result};
 
 /// First bytes of every image: a line that `head -1` shows.
 pub const MAGIC: &[u8; 15] = b"DMTCP-RS IMAGE\n";
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this crate writes and reads. Version 2 adds reference frames
+/// (incremental images, see `chain`); the writer emits it only for images that have parents.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this crate still reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Prelude: magic, version u32, header length u32, header xxh3 u64.
 pub const PRELUDE_LEN: usize = MAGIC.len() + 4 + 4 + 8;
 
@@ -131,7 +134,7 @@ impl Prelude {
                 supported: FORMAT_VERSION,
             });
         }
-        if version != FORMAT_VERSION {
+        if version < MIN_FORMAT_VERSION {
             return Err(ImageError::Unsupported {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -199,8 +202,15 @@ mod tests {
         let e = Prelude::decode(&b).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "format version 3 is newer than this tool (1); use a newer dmtcp"
+            "format version 3 is newer than this tool (2); use a newer dmtcp"
         );
+        b[MAGIC.len()] = 1;
+        assert_eq!(Prelude::decode(&b).unwrap().version, 1);
+        b[MAGIC.len()] = 0;
+        assert!(matches!(
+            Prelude::decode(&b),
+            Err(ImageError::Unsupported { found: 0, .. })
+        ));
         b[0] = b'Z';
         assert!(matches!(Prelude::decode(&b), Err(ImageError::NotAnImage)));
     }

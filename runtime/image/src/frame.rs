@@ -11,6 +11,9 @@ pub enum Codec {
     Raw,
     /// One zstd frame.
     Zstd,
+    /// Nothing stored here (format version 2): the raw bytes are frame `frame` of parent image
+    /// `parent` (an index into the header's `image.parents` section, see `chain`).
+    Ref { parent: u32, frame: u32 },
 }
 
 /// One entry of the frame index.

@@ -23,6 +23,20 @@ pub struct Summary {
     pub sections: Vec<SectionSummary>,
     pub regions: Vec<RegionSummary>,
     pub totals: Totals,
+    /// Parent images of an incremental image (empty for a full one).
+    pub parents: Vec<ParentSummary>,
+}
+
+/// One parent of an incremental image and what this image takes from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentSummary {
+    pub file: String,
+    pub generation: u64,
+    /// Reference frames pointing into it, and their raw bytes.
+    pub frames: usize,
+    pub raw_bytes: u64,
+    /// The parent was opened and checked (the image was opened by path).
+    pub attached: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +76,10 @@ pub struct Totals {
     pub stored_bytes: u64,
     pub frames: usize,
     pub zstd_frames: usize,
-    /// raw / stored (1.0 when nothing is saved).
+    /// Frames that are references to a parent image, and their raw bytes.
+    pub ref_frames: usize,
+    pub ref_bytes: u64,
+    /// raw bytes of this file's own frames / stored (1.0 when nothing is saved).
     pub compression_ratio: f64,
 }
 
@@ -109,6 +126,26 @@ impl Summary {
             })
             .collect();
         let raw: u64 = image.raw_bytes();
+        let mut parents: Vec<ParentSummary> = image
+            .parents()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ParentSummary {
+                file: p.file.clone(),
+                generation: p.generation,
+                frames: 0,
+                raw_bytes: 0,
+                attached: image.parent_images().len() > i,
+            })
+            .collect();
+        for f in image.frames() {
+            if let crate::Codec::Ref { parent, .. } = f.codec
+                && let Some(p) = parents.get_mut(parent as usize)
+            {
+                p.frames += 1;
+                p.raw_bytes += u64::from(f.raw_len);
+            }
+        }
         let stored_total: u64 = image.frames().iter().map(|f| u64::from(f.stored_len)).sum();
         let totals = Totals {
             regions: regions.len(),
@@ -121,10 +158,13 @@ impl Summary {
                 .iter()
                 .filter(|f| f.codec == crate::Codec::Zstd)
                 .count(),
+            ref_frames: parents.iter().map(|p| p.frames).sum(),
+            ref_bytes: parents.iter().map(|p| p.raw_bytes).sum(),
             compression_ratio: if stored_total == 0 {
                 1.0
             } else {
-                raw as f64 / stored_total as f64
+                (raw - parents.iter().map(|p| p.raw_bytes).sum::<u64>()) as f64
+                    / stored_total as f64
             },
         };
         Summary {
@@ -151,6 +191,7 @@ impl Summary {
                 .collect(),
             regions,
             totals,
+            parents,
         }
     }
 
@@ -245,6 +286,26 @@ impl fmt::Display for Summary {
                 &self.vdso_fingerprint
             }
         )?;
+        if !self.parents.is_empty() {
+            writeln!(
+                f,
+                "chain     incremental: {} in {} frames taken from {} older image(s)",
+                human_bytes(self.totals.ref_bytes),
+                self.totals.ref_frames,
+                self.parents.len()
+            )?;
+            for p in &self.parents {
+                writeln!(
+                    f,
+                    "  generation {:<5} {}  {} frames, {}{}",
+                    p.generation,
+                    p.file,
+                    p.frames,
+                    human_bytes(p.raw_bytes),
+                    if p.attached { "" } else { " (not opened)" }
+                )?;
+            }
+        }
         writeln!(f, "sections ({}):", self.sections.len())?;
         for s in &self.sections {
             writeln!(f, "  {:<24} {:>12}", s.name, human_bytes(s.bytes))?;

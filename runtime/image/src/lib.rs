@@ -6,7 +6,9 @@
 //! when it decodes them, so frames can be read in parallel, independently and lazily.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod compat;
+pub mod delta;
 pub mod error;
 pub mod format;
 pub mod frame;
@@ -18,6 +20,8 @@ pub mod region;
 pub mod source;
 pub mod writer;
 
+pub use chain::{PARENTS_SECTION, ParentImage};
+pub use delta::{Basis, DeltaStats, DeltaWriter};
 pub use error::{FrameCheck, ImageError, Part, Result};
 pub use format::{FORMAT_VERSION, MAX_FRAME_RAW, checksum};
 pub use frame::{Codec, EncodedFrame, FrameDecoder, FrameEncoder, FrameEntry, compress_frame};

@@ -1,6 +1,7 @@
 //! Validating image reader: checks every length, offset and checksum of the metadata before
 //! trusting it, then decodes frames on demand (from any number of threads).
 
+use crate::chain::{self, Parents};
 use crate::error::{FrameCheck, ImageError, Part, Result};
 use crate::format::{
     MAGIC, MAX_FRAME_RAW, MAX_HEADER_LEN, MAX_INDEX_LEN, MAX_TABLE_LEN, PRELUDE_LEN, Prelude,
@@ -51,13 +52,19 @@ pub struct Image<S: Source> {
     frame_stream: Vec<u64>,
     stream_runs: Vec<StreamRun>,
     trailer: Trailer,
+    /// Parent images of an incremental image (see `chain`).
+    chain: Parents,
 }
 
 impl Image<std::fs::File> {
     /// Opens and validates the image file at `path`.
     pub fn open_path(path: &Path) -> Result<Self> {
         let f = std::fs::File::open(path).map_err(ImageError::io("opening the image"))?;
-        Image::open(f)
+        let mut image = Image::open(f)?;
+        if !image.parents().is_empty() {
+            image.attach_parents(path.parent().unwrap_or(Path::new(".")))?;
+        }
+        Ok(image)
     }
 }
 
@@ -191,6 +198,8 @@ impl<S: Source> Image<S> {
         drop(index_bytes);
 
         let frame_stream = check_frames(&frames, &trailer)?;
+        let parents = chain::parents_of(&header)?;
+        chain::check_refs(&frames, trailer.version, parents.len())?;
         check_regions(&regions, u64::from(header.page_size))?;
         let total_raw = *frame_stream.last().unwrap_or(&0);
         let stream_runs = check_stream(&regions, total_raw)?;
@@ -202,6 +211,10 @@ impl<S: Source> Image<S> {
             frame_stream,
             stream_runs,
             trailer,
+            chain: Parents {
+                declared: parents,
+                ..Parents::default()
+            },
         };
         image.check_frame_locations()?;
         tracing::debug!(
@@ -235,6 +248,12 @@ impl<S: Source> Image<S> {
     }
     pub fn source(&self) -> &S {
         &self.source
+    }
+    pub(crate) fn chain(&self) -> &Parents {
+        &self.chain
+    }
+    pub(crate) fn chain_mut(&mut self) -> &mut Parents {
+        &mut self.chain
     }
     /// Total saved (raw) bytes.
     pub fn raw_bytes(&self) -> u64 {
@@ -332,6 +351,17 @@ impl<S: Source> Image<S> {
                 if n != raw || checksum(out) != f.raw_xxh3 {
                     return Err(fail(FrameCheck::Raw));
                 }
+            }
+            Codec::Ref { parent, frame: pf } => {
+                // `attach_parents` checked that the parent's frame has this raw length and
+                // checksum; reading it verifies its own checksums.
+                let p = self.chain.opened.get(parent as usize).ok_or_else(|| {
+                    self.chain.error(
+                        parent as usize,
+                        "is not attached (open the image by its path)",
+                    )
+                })?;
+                p.read_frame_with(pf as usize, out, dec)?;
             }
         }
         Ok(raw)
@@ -562,6 +592,7 @@ fn check_frames(frames: &[FrameEntry], t: &Trailer) -> Result<Vec<u64>> {
         let ok = match f.codec {
             Codec::Raw => f.stored_len == f.raw_len && f.stored_xxh3 == f.raw_xxh3,
             Codec::Zstd => f.stored_len > 0 && f.stored_len < f.raw_len,
+            Codec::Ref { .. } => f.stored_len == 0 && f.stored_xxh3 == 0,
         };
         if !ok {
             return Err(bad(i, "stored length does not fit its codec"));

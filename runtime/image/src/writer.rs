@@ -8,7 +8,7 @@ use crate::format::{
     DEFAULT_FRAME_SIZE, FORMAT_VERSION, MAX_FRAME_RAW, MAX_HEADER_LEN, Prelude, TRAILER_LEN,
     Trailer, checksum,
 };
-use crate::frame::{EncodedFrame, FrameEncoder, FrameEntry};
+use crate::frame::{Codec, EncodedFrame, FrameEncoder, FrameEntry};
 use crate::header::Header;
 use crate::region::{FileRef, Region, RegionId, RegionMeta, Run, Storage};
 use std::io::Write;
@@ -129,6 +129,9 @@ pub struct ImageWriter<W: Write> {
     scratch: EncodedFrame,
     stored_bytes: u64,
     data_offset: u64,
+    /// Format version written (2 when the header lists parents), and how many it lists.
+    version: u32,
+    parents: u32,
 }
 
 impl<W: Write> ImageWriter<W> {
@@ -154,8 +157,17 @@ impl<W: Write> ImageWriter<W> {
                 hbytes.len()
             )));
         }
+        // Version 2 only for images with parents, so full images stay readable by older tools.
+        let parents = crate::chain::parents_of(header)
+            .map_err(|e| ImageError::Misuse(format!("bad parent list: {e}")))?
+            .len() as u32;
+        let version = if header.section(crate::chain::PARENTS_SECTION).is_some() {
+            FORMAT_VERSION
+        } else {
+            1
+        };
         let prelude = Prelude {
-            version: FORMAT_VERSION,
+            version,
             header_len: hbytes.len() as u32,
             header_xxh3: checksum(&hbytes),
         };
@@ -168,6 +180,8 @@ impl<W: Write> ImageWriter<W> {
         out.put(&hbytes)?;
         bufs.pending.clear();
         Ok(ImageWriter {
+            version,
+            parents,
             data_offset: out.pos,
             out,
             page_size: u64::from(ps),
@@ -311,6 +325,37 @@ impl<W: Write> ImageWriter<W> {
         self.append_encoded(frame)
     }
 
+    /// Appends a reference frame: `raw_len` raw bytes whose XXH3-64 is `raw_xxh3`, stored as
+    /// frame `frame` of parent `parent` (an index into the header's parent list; see `chain`).
+    /// Nothing is written to the data part. The caller vouches that the bytes are equal.
+    pub fn append_ref(
+        &mut self,
+        parent: u32,
+        frame: u32,
+        raw_len: u32,
+        raw_xxh3: u64,
+    ) -> Result<()> {
+        if parent >= self.parents {
+            return Err(ImageError::Misuse(format!(
+                "reference to parent {parent}, but the header lists {}",
+                self.parents
+            )));
+        }
+        if raw_len == 0 || raw_len as usize > MAX_FRAME_RAW {
+            return Err(ImageError::Misuse(format!(
+                "reference of {raw_len} raw bytes"
+            )));
+        }
+        let f = EncodedFrame {
+            codec: Some(Codec::Ref { parent, frame }),
+            raw_len,
+            raw_xxh3,
+            stored_xxh3: 0,
+            data: Vec::new(),
+        };
+        self.append_frame(&f)
+    }
+
     fn flush_pending(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
@@ -412,7 +457,7 @@ impl<W: Write> ImageWriter<W> {
         let index_offset = self.out.pos;
         self.out.put(&index_bytes)?;
         let trailer = Trailer {
-            version: FORMAT_VERSION,
+            version: self.version,
             data_offset: self.data_offset,
             data_len,
             table_offset,

@@ -50,7 +50,7 @@ fn flipped_bytes_name_the_damaged_part() {
             e,
             ImageError::TooNew {
                 found: 0x41,
-                supported: 1
+                supported: 2
             }
         ),
         "{e}"

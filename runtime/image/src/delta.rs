@@ -1,0 +1,171 @@
+//! Writing incremental images: cut memory into frames at fixed address boundaries, so that
+//! the same memory gives the same frames from one generation to the next, and store a
+//! reference instead of every frame whose bytes the previous generation already holds.
+//!
+//! Whether a frame is unchanged is decided by content only: same address, same length and same
+//! XXH3-64 of the raw bytes as a frame of the previous image. The previous image's own
+//! references are followed (flattened), so a reference always names the file holding the bytes.
+
+use crate::chain::ParentImage;
+use crate::error::{ImageError, Result};
+use crate::format::{MAX_FRAME_RAW, checksum};
+use crate::frame::{Codec, EncodedFrame, FrameEncoder};
+use crate::reader::Image;
+use crate::region::RegionId;
+use crate::source::Source;
+use crate::writer::ImageWriter;
+use std::collections::HashMap;
+use std::io::Write;
+
+/// Frames of an incremental image start at multiples of this address (1 MiB): small enough
+/// that a change costs little, large enough for zstd and a small index (2048 frames per GiB).
+pub const DELTA_FRAME: u64 = 1 << 20;
+
+/// What a new image may refer to: the previous image of the same process, and the images that
+/// one refers to.
+#[derive(Debug, Clone, Default)]
+pub struct Basis {
+    parents: Vec<ParentImage>,
+    /// (address, raw length) -> (raw xxh3, parent, frame in that parent).
+    frames: HashMap<(u64, u32), (u64, u32, u32)>,
+}
+
+impl Basis {
+    /// The basis made of `prev` (to be found as `prev_file` beside the new image) and the
+    /// parents its frames refer to. Parents that no frame of `prev` uses are left out, so
+    /// chains drop images whose every frame has changed since.
+    pub fn from_previous<S: Source>(prev: &Image<S>, prev_file: &str) -> Basis {
+        let declared = prev.parents();
+        let mut used = vec![false; declared.len()];
+        for f in prev.frames() {
+            if let Codec::Ref { parent, .. } = f.codec {
+                used[parent as usize] = true;
+            }
+        }
+        // New index of each used parent of `prev` (0 is `prev` itself).
+        let mut renumber = vec![u32::MAX; declared.len()];
+        let mut parents = vec![ParentImage::of(prev_file, prev)];
+        for (i, p) in declared.iter().enumerate() {
+            if used[i] {
+                renumber[i] = parents.len() as u32;
+                parents.push(p.clone());
+            }
+        }
+        let mut frames = HashMap::with_capacity(prev.frames().len());
+        for (i, f) in prev.frames().iter().enumerate() {
+            let Some(r) = prev.regions().get(f.region as usize) else {
+                continue;
+            };
+            let target = match f.codec {
+                Codec::Ref { parent, frame } => (renumber[parent as usize], frame),
+                _ => (0, i as u32),
+            };
+            frames.insert(
+                (r.meta.start + f.region_offset, f.raw_len),
+                (f.raw_xxh3, target.0, target.1),
+            );
+        }
+        Basis { parents, frames }
+    }
+
+    /// The parent list to put in the new image's header (`chain::PARENTS_SECTION`).
+    pub fn parents(&self) -> &[ParentImage] {
+        &self.parents
+    }
+
+    /// The oldest generation whose bytes the new image could still need.
+    pub fn oldest_generation(&self) -> Option<u64> {
+        self.parents.iter().map(|p| p.generation).min()
+    }
+
+    /// Where the bytes at `addr` (`raw_len` long, hashing to `raw_xxh3`) are already stored.
+    pub fn lookup(&self, addr: u64, raw_len: u32, raw_xxh3: u64) -> Option<(u32, u32)> {
+        match self.frames.get(&(addr, raw_len)) {
+            Some(&(h, p, f)) if h == raw_xxh3 => Some((p, f)),
+            _ => None,
+        }
+    }
+}
+
+/// What a [`DeltaWriter`] stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeltaStats {
+    /// Frames written into the image, and their raw bytes.
+    pub new_frames: usize,
+    pub new_bytes: u64,
+    /// Frames stored as references, and their raw bytes.
+    pub ref_frames: usize,
+    pub ref_bytes: u64,
+}
+
+/// Saves memory into an [`ImageWriter`] in address-aligned frames, referring to the basis
+/// where it can. Use it for every run of an image (it never leaves a partial frame behind).
+pub struct DeltaWriter {
+    basis: Option<Basis>,
+    encoder: FrameEncoder,
+    scratch: EncodedFrame,
+    frame: u64,
+    pub stats: DeltaStats,
+}
+
+impl DeltaWriter {
+    /// `basis: None` writes a full image with the same frame cut (the first of a chain).
+    pub fn new(basis: Option<Basis>, level: Option<i32>) -> Result<Self> {
+        Self::with_frame_size(basis, level, DELTA_FRAME)
+    }
+
+    /// Like [`new`](Self::new) with another frame alignment (a power of two, 4 KiB ..= 4 MiB;
+    /// it must be the one the basis was written with for references to be found).
+    pub fn with_frame_size(basis: Option<Basis>, level: Option<i32>, frame: u64) -> Result<Self> {
+        if !frame.is_power_of_two() || !(4096..=MAX_FRAME_RAW as u64).contains(&frame) {
+            return Err(ImageError::Misuse(format!("delta frame size {frame}")));
+        }
+        Ok(DeltaWriter {
+            basis,
+            encoder: FrameEncoder::new(level)?,
+            scratch: EncodedFrame::with_capacity(frame as usize),
+            frame,
+            stats: DeltaStats::default(),
+        })
+    }
+
+    pub fn basis(&self) -> Option<&Basis> {
+        self.basis.as_ref()
+    }
+
+    /// Saves `data`, the content of region `id` (which starts at address `region_start`) at
+    /// `offset`. Runs of one region must ascend, as for [`ImageWriter::write_data`].
+    pub fn write<W: Write>(
+        &mut self,
+        w: &mut ImageWriter<W>,
+        id: RegionId,
+        region_start: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        let mut pos = 0usize;
+        while pos < data.len() {
+            let addr = region_start + offset + pos as u64;
+            let room = (self.frame - addr % self.frame) as usize;
+            let chunk = &data[pos..pos + room.min(data.len() - pos)];
+            let len = chunk.len() as u32;
+            w.add_run(id, offset + pos as u64, chunk.len() as u64)?;
+            let h = checksum(chunk);
+            match self.basis.as_ref().and_then(|b| b.lookup(addr, len, h)) {
+                Some((parent, frame)) => {
+                    w.append_ref(parent, frame, len, h)?;
+                    self.stats.ref_frames += 1;
+                    self.stats.ref_bytes += u64::from(len);
+                }
+                None => {
+                    self.encoder.encode_into(chunk, &mut self.scratch)?;
+                    w.append_frame(&self.scratch)?;
+                    self.stats.new_frames += 1;
+                    self.stats.new_bytes += u64::from(len);
+                }
+            }
+            pos += chunk.len();
+        }
+        Ok(())
+    }
+}
