@@ -12,6 +12,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// The coordinator's address as the hosts see it.
 pub const HEAD: &str = "10.201.0.1";
@@ -130,4 +131,168 @@ pub fn this_host() -> String {
 /// Quotes a word for a POSIX shell.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// One line of a multi-host test program's output file: `N [VALUES...] HOST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub n: u64,
+    pub values: Vec<String>,
+    pub host: String,
+}
+
+/// The records of an output file; fails on a line the program wrote about damage.
+pub fn records(path: &Path) -> Vec<Record> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let words: Vec<&str> = l.split(' ').collect();
+            let n = words[0]
+                .parse()
+                .ok()
+                .filter(|_| words.len() >= 2)
+                .unwrap_or_else(|| panic!("{}: the program reported: {l}", path.display()));
+            Record {
+                n,
+                values: words[1..words.len() - 1]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                host: words[words.len() - 1].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A computation spread over the hosts, taken through checkpoint, kill and restart cycles:
+/// it keeps each output file's line count at every checkpoint and the host each process was
+/// meant to run on in each stretch, so [`Spread::check_hosts`] can prove the placement.
+pub struct Spread<'a> {
+    pub env: &'a Env,
+    pub hosts: &'a Hosts,
+    pub port: u16,
+    /// One output file per process, in launch order.
+    pub files: Vec<PathBuf>,
+    /// Line counts of the files at the start and after every checkpoint.
+    pub bounds: Vec<Vec<usize>>,
+    /// Per stretch, the host of each process.
+    pub placed: Vec<Vec<String>>,
+}
+
+impl<'a> Spread<'a> {
+    pub fn new(env: &'a Env, hosts: &'a Hosts, port: u16, files: Vec<PathBuf>) -> Spread<'a> {
+        let n = files.len();
+        Spread {
+            env,
+            hosts,
+            port,
+            files,
+            bounds: vec![vec![0; n]],
+            placed: Vec::new(),
+        }
+    }
+
+    /// Launches `program_and_args` (quoted shell words) on host `host` through ssh with
+    /// `dmtcp_launch --join-coordinator --coord-host HEAD`; output to `log` in the work dir.
+    pub fn launch(&self, host: usize, program_and_args: &str, log: &str) -> crate::Spawned {
+        let launch = self.env.tools.path("dmtcp_launch");
+        let command = format!(
+            "exec {} --join-coordinator --coord-host {HEAD} --coord-port {} {program_and_args} \
+             </dev/null >{} 2>&1",
+            quote(&launch.display().to_string()),
+            self.port,
+            quote(&self.env.dir.join(log).display().to_string()),
+        );
+        self.env.spawn(&self.hosts.ssh(self.env, host, &command))
+    }
+
+    /// Records where the processes run in the stretch that starts now.
+    pub fn placed_on(&mut self, hosts: Vec<String>) {
+        assert_eq!(hosts.len(), self.files.len());
+        self.placed.push(hosts);
+    }
+
+    /// Waits until every process wrote `more` lines in the current stretch.
+    pub fn wait_growth(&self, more: usize) {
+        let from = self.bounds.last().expect("bounds start with zeros").clone();
+        crate::wait_for(
+            &format!("{more} new lines from every process"),
+            Duration::from_secs(30),
+            || {
+                self.files
+                    .iter()
+                    .zip(&from)
+                    .all(|(f, &n)| records(f).len() >= n + more)
+                    .then_some(())
+            },
+            || {
+                let tails: Vec<String> = self
+                    .files
+                    .iter()
+                    .map(|f| format!("{}: {:?}", f.display(), records(f).last()))
+                    .collect();
+                format!("{}\n{}", tails.join("\n"), self.env.diagnostics())
+            },
+        );
+    }
+
+    /// `dmtcp_command --kcheckpoint`, then waits for `waiting` (ssh sessions or the restart
+    /// script) to end, and records the line counts.
+    pub fn checkpoint_and_kill(&mut self, waiting: Vec<crate::Spawned>) {
+        let out = self
+            .env
+            .command(["--coord-port", &self.port.to_string(), "--kcheckpoint"]);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "checkpoint failed: {}\n{}",
+            out.describe(),
+            self.env.diagnostics()
+        );
+        for w in waiting {
+            w.wait(Duration::from_secs(30));
+        }
+        self.bounds
+            .push(self.files.iter().map(|f| records(f).len()).collect());
+    }
+
+    /// Runs the restart script with `args` on the head as the test user (remote shell: the
+    /// hosts' ssh) and waits until every process runs again on `hosts`.
+    pub fn restart(&mut self, args: &[&str], hosts: Vec<String>) -> crate::Spawned {
+        let script = self.env.dir.join("dmtcp_restart_script.sh");
+        let cmd = self
+            .env
+            .cmd("sh")
+            .arg(&script)
+            .args(args)
+            .env("DMTCP_REMOTE_SHELL", self.hosts.rsh())
+            // Reaches the restarts on other hosts through ssh's SendEnv DMTCP_*.
+            .env(
+                "DMTCP_SECRET_DIR",
+                self.env.user.home.join(".dmtcp/coordinators"),
+            );
+        let mut s = self.env.spawn(&cmd);
+        self.env
+            .wait_peers_of(self.port, self.files.len() as u32, &mut s);
+        self.placed_on(hosts);
+        s
+    }
+
+    /// Every line of every stretch was written on the host that stretch's placement names.
+    pub fn check_hosts(&self) {
+        for (p, file) in self.files.iter().enumerate() {
+            let r = records(file);
+            for (stretch, w) in self.bounds.windows(2).enumerate() {
+                for rec in &r[w[0][p]..w[1][p]] {
+                    assert_eq!(
+                        rec.host,
+                        self.placed[stretch][p],
+                        "{}: line {} (stretch {stretch}) ran on the wrong host",
+                        file.display(),
+                        rec.n
+                    );
+                }
+            }
+        }
+    }
 }
