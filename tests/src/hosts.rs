@@ -278,6 +278,37 @@ impl<'a> Spread<'a> {
         s
     }
 
+    /// Restarts with a `--hostfile` that puts process `i` on `hosts[i]`: the file's line N is
+    /// for saved host N, saved hosts numbered in name order (see the restart script's --help).
+    pub fn restart_on(&mut self, hosts: Vec<String>) -> crate::Spawned {
+        let saved = self
+            .placed
+            .last()
+            .expect("a placement was recorded")
+            .clone();
+        let mut names = saved.clone();
+        names.sort();
+        names.dedup();
+        let lines: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let p = saved.iter().position(|h| h == name).expect("a saved host");
+                hosts[p].clone()
+            })
+            .collect();
+        for (p, h) in saved.iter().enumerate() {
+            let line = names.iter().position(|n| n == h).expect("named");
+            assert_eq!(
+                lines[line], hosts[p],
+                "processes of one saved host restart on one host"
+            );
+        }
+        let hostfile = self.env.dir.join("hostfile");
+        std::fs::write(&hostfile, lines.join("\n") + "\n").expect("write the host file");
+        let hf = hostfile.display().to_string();
+        self.restart(&["--hostfile", &hf], hosts)
+    }
+
     /// Every line of every stretch was written on the host that stretch's placement names.
     pub fn check_hosts(&self) {
         for (p, file) in self.files.iter().enumerate() {

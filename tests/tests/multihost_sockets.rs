@@ -3,7 +3,7 @@
 //! of three processes on three hosts passing 1 MiB with every hop, and a client/server pair on
 //! two hosts. Each is checkpointed with data in flight, killed, and restarted through the
 //! restart script on the saved hosts, permuted with --hostfile, all on one host, and (the
-//! pair) all on the head with --local. The programs check every byte they receive; the test
+//! pair) split between the head and a host, and all on the head with --local. The programs check every byte they receive; the test
 //! checks the token arithmetic and request sequence over all of it, and where each stretch ran.
 
 use dmtcp_tests::Env;
@@ -40,21 +40,13 @@ fn token_ring_on_three_hosts_survives_restarts_in_place_permuted_and_on_one_host
     run.wait_growth(5);
     run.checkpoint_and_kill(sessions);
 
-    let hostfile = env.dir.join("hostfile");
-    let hf = hostfile.display().to_string();
     let s = run.restart(&[], (1..=3).map(Hosts::name).collect());
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
-    // Saved hosts in name order: h1 -> h3, h2 -> h1, h3 -> h2.
-    std::fs::write(&hostfile, "dmtcp-h3\ndmtcp-h1\ndmtcp-h2\n").unwrap();
-    let s = run.restart(
-        &["--hostfile", &hf],
-        vec![Hosts::name(3), Hosts::name(1), Hosts::name(2)],
-    );
+    let s = run.restart_on(vec![Hosts::name(3), Hosts::name(1), Hosts::name(2)]);
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
-    std::fs::write(&hostfile, "dmtcp-h2\n").unwrap();
-    let s = run.restart(&["--hostfile", &hf], vec![Hosts::name(2); 3]);
+    let s = run.restart_on(vec![Hosts::name(2); 3]);
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
 
@@ -120,17 +112,17 @@ fn client_server_pair_on_two_hosts_survives_restarts_in_place_swapped_and_togeth
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![server, client]);
 
-    let hostfile = env.dir.join("hostfile");
-    let hf = hostfile.display().to_string();
     let s = run.restart(&[], vec![Hosts::name(1), Hosts::name(2)]);
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
-    std::fs::write(&hostfile, "dmtcp-h2\ndmtcp-h1\n").unwrap();
-    let s = run.restart(&["--hostfile", &hf], vec![Hosts::name(2), Hosts::name(1)]);
+    // Mixed: the server on the head (started by the script itself), the client through ssh.
+    let s = run.restart_on(vec![this_host(), Hosts::name(1)]);
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
-    std::fs::write(&hostfile, "dmtcp-h3\n").unwrap();
-    let s = run.restart(&["--hostfile", &hf], vec![Hosts::name(3); 2]);
+    let s = run.restart_on(vec![Hosts::name(2), Hosts::name(1)]);
+    run.wait_growth(5);
+    run.checkpoint_and_kill(vec![s]);
+    let s = run.restart_on(vec![Hosts::name(3); 2]);
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
     let s = run.restart(&["--local"], vec![this_host(); 2]);

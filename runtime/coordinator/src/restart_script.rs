@@ -207,21 +207,17 @@ new_host() {
   else printf '%s' "$2"; fi
 }
 
-# Images by the host they restart on: placed_I (host) and words_I (quoted image paths), so
-# one dmtcp_restart per host restarts all of that host's processes.
+# One dmtcp_restart per saved host (placed_I: the host it runs on, words_I: the quoted image
+# paths). Processes of different saved hosts never share one: their pids may collide, and
+# each dmtcp_restart recreates its processes' ids in one pid namespace.
 nplaced=0
 place() {
+  nplaced=$((nplaced + 1))
   h=$(new_host "$1" "$2"); shift 2
-  i=1
-  while [ "$i" -le "$nplaced" ]; do
-    eval "ph=\$placed_$i"
-    [ "$ph" = "$h" ] && break
-    i=$((i + 1))
-  done
-  if [ "$i" -gt "$nplaced" ]; then nplaced=$i; eval "placed_$i=\$h; words_$i="; fi
+  eval "placed_$nplaced=\$h; words_$nplaced="
   for image in "$@"; do
     w=$(q "$(img "$image")")
-    eval "words_$i=\"\$words_$i \$w\""
+    eval "words_$nplaced=\"\$words_$nplaced \$w\""
   done
 }
 
@@ -244,23 +240,24 @@ wait_coordinator() {
 }
 
 start_all() {
-  local_words=
-  nremote=0
+  if [ "$nplaced" = 1 ] && is_local "$placed_1"; then
+    eval "exec $(restart_cmd) $words_1"
+  fi
+  # This host's processes first: the first of them may have to start the coordinator, which
+  # the others (here and on other hosts) then join.
+  pids=
+  started=
   i=1
   while [ "$i" -le "$nplaced" ]; do
     eval "h=\$placed_$i; w=\$words_$i"
-    if is_local "$h"; then local_words="$local_words $w"; else nremote=$((nremote + 1)); fi
+    if is_local "$h"; then
+      eval "$(restart_cmd) $w" &
+      pids="$pids $!"
+      [ -n "$started" ] || wait_coordinator
+      started=1
+    fi
     i=$((i + 1))
   done
-  if [ "$nremote" = 0 ]; then
-    eval "exec $(restart_cmd) $local_words"
-  fi
-  if [ -n "$local_words" ]; then
-    eval "$(restart_cmd) $local_words" &
-    local_pid=$!
-    wait_coordinator
-  fi
-  pids=
   i=1
   while [ "$i" -le "$nplaced" ]; do
     eval "h=\$placed_$i; w=\$words_$i"
@@ -272,7 +269,6 @@ start_all() {
     i=$((i + 1))
   done
   rc=0
-  if [ -n "$local_words" ]; then wait "$local_pid" || rc=$?; fi
   for p in $pids; do
     wait "$p"
     s=$?
@@ -480,12 +476,14 @@ mod tests {
         assert_eq!(code, Some(0));
         let restart =
             "--coord-host node1 --coord-port 7779 --computation-size 4 --join-coordinator";
-        // node1 -> new3, node2 -> new1, node3 -> new3 again (one dmtcp_restart for new3).
+        // node1 -> new3, node2 -> new1, node3 -> new3 again (a dmtcp_restart of its own: pids
+        // of different hosts may collide).
         assert_eq!(
             lines,
             [
                 format!("new1: {restart} /ck/r1.dmtcp /ck/r2.dmtcp"),
-                format!("new3: {restart} /ck/a.dmtcp /ck/it's.dmtcp"),
+                format!("new3: {restart} /ck/a.dmtcp"),
+                format!("new3: {restart} /ck/it's.dmtcp"),
             ]
         );
         fs::write(&hf, "# nothing\n").unwrap();
@@ -495,16 +493,18 @@ mod tests {
     }
 
     #[test]
-    fn local_puts_everything_on_this_host_in_one_restart() {
+    fn local_puts_everything_on_this_host_one_restart_per_saved_host() {
         let dir = fakes("local");
         let path = three_hosts(&dir);
         let (code, lines) = run(&dir, &path, &["--local", "--restartdir", "/new dir"]);
         assert_eq!(code, Some(0));
+        let restart = "--coord-host node1 --coord-port 7779 --computation-size 4";
         assert_eq!(
             lines,
             [
-                "--coord-host node1 --coord-port 7779 --computation-size 4 /new dir/a.dmtcp \
-                 /new dir/r1.dmtcp /new dir/r2.dmtcp /new dir/it's.dmtcp"
+                format!("{restart} /new dir/a.dmtcp"),
+                format!("{restart} /new dir/it's.dmtcp"),
+                format!("{restart} /new dir/r1.dmtcp /new dir/r2.dmtcp"),
             ]
         );
         fs::remove_dir_all(&dir).unwrap();
