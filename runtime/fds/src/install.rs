@@ -30,6 +30,10 @@ pub struct RestoreOptions {
     /// layer rejoins them): restored even at fds 0-2, where the stdio rules would inherit
     /// the restart command's fd instead (`a | b` in a checkpointed shell).
     pub shared_pipes: Vec<u64>,
+    /// Fds whose open file description (or pty) another process of the computation restores
+    /// and passes on (the cross-process layer installs them, and their dups, afterwards):
+    /// left alone here, even at fds 0-2, and listed in [`RestoreReport::handed_over`].
+    pub handed_over: Vec<RawFd>,
 }
 
 impl Default for RestoreOptions {
@@ -41,6 +45,7 @@ impl Default for RestoreOptions {
             inherit_stdio: true,
             inherit_all_stdio: false,
             shared_pipes: Vec::new(),
+            handed_over: Vec::new(),
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct RestoreReport {
     /// Socket fds (and their dups): recognised, restored by the socket layer.
     pub sockets: Vec<RawFd>,
     pub orphan_pipe_ends: Vec<OrphanPipeEnd>,
+    /// Fds of `RestoreOptions::handed_over` and their dups, left for the cross-process layer.
+    pub handed_over: Vec<RawFd>,
     /// (epoll fd, registration) pairs whose target is a socket: to be added with
     /// `EPOLL_CTL_ADD` once the socket layer has restored it.
     pub deferred_epoll: Vec<(RawFd, crate::kinds::epoll::Target)>,

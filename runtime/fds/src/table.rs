@@ -193,16 +193,21 @@ fn link_pipe_peers(entries: &mut [FdEntry]) {
 enum Skip {
     Socket,
     Inherited,
+    HandedOver,
 }
 
 fn skip_reason(e: &FdEntry, table: &FdTable, opts: &RestoreOptions) -> Option<Skip> {
+    if opts.handed_over.contains(&e.fd) {
+        return Some(Skip::HandedOver);
+    }
     if let FdObject::Pipe(p) = &e.object
         && opts.shared_pipes.contains(&p.inode)
     {
         return None;
     }
     let stdio = opts.inherit_stdio && (0..=2).contains(&e.fd);
-    if opts.inherit_all_stdio && (0..=2).contains(&e.fd) && !matches!(e.object, FdObject::Socket(_)) {
+    if opts.inherit_all_stdio && (0..=2).contains(&e.fd) && !matches!(e.object, FdObject::Socket(_))
+    {
         return Some(Skip::Inherited);
     }
     match &e.object {
@@ -259,6 +264,7 @@ pub fn restore_all(table: &FdTable, opts: &RestoreOptions) -> Result<RestoreRepo
         match skip_reason(e, table, opts) {
             Some(Skip::Socket) => ctx.report.sockets.push(e.fd),
             Some(Skip::Inherited) => ctx.report.inherited.push(e.fd),
+            Some(Skip::HandedOver) => ctx.report.handed_over.push(e.fd),
             None => continue,
         }
         skipped.insert(e.fd);
@@ -309,6 +315,11 @@ pub fn restore_all(table: &FdTable, opts: &RestoreOptions) -> Result<RestoreRepo
         if ctx.report.sockets.contains(&of) {
             // The socket layer owns the original and makes its dups too.
             ctx.report.sockets.push(e.fd);
+            continue;
+        }
+        if opts.handed_over.contains(&of) {
+            // Made by the cross-process layer once the original arrives.
+            ctx.report.handed_over.push(e.fd);
             continue;
         }
         if skipped.contains(&of) && !sys::is_open(of) {

@@ -51,7 +51,8 @@ pub fn capture(generation: u32) -> Result<(), FdsError> {
     Ok(())
 }
 
-/// Recreates the saved fds at their numbers, then rejoins pipes shared with other processes.
+/// Recreates the saved fds at their numbers, then rejoins pipes, descriptions and ptys shared
+/// with other processes and takes back the controlling terminal.
 /// Warnings (a file that changed, a watch dropped) go to the log; an fd that cannot be
 /// recreated is an error the restart cannot survive.
 pub fn restore() -> Result<(), FdsError> {
@@ -61,6 +62,7 @@ pub fn restore() -> Result<(), FdsError> {
     if let Some(table) = &table {
         let mut opts = dmtcp_fds::RestoreOptions::from_env();
         opts.shared_pipes = shared_fds::shared_pipe_inodes();
+        opts.handed_over = shared_fds::handed_over_fds();
         let mut report = dmtcp_fds::restore_all(table, &opts)?;
         for w in &report.warnings {
             crate::warn!("{w}");

@@ -1,26 +1,35 @@
-//! Pipes and FIFOs shared by several processes of the computation (`fork` after `pipe`,
-//! `popen`, `a | b`): they come back as one pipe connecting the same processes, with the bytes
-//! in flight delivered once.
+//! File descriptors shared by several processes of the computation come back shared.
 //!
-//! At checkpoint ([`elect`], on the checkpoint thread while the program is frozen) every
-//! process publishes the pipe and FIFO inodes it holds in the coordinator's key-value store
-//! (db `dmtcp:pipes`, keys per generation): a holder count, the holders' virtual pids, and the
-//! smallest vpid among holders of a readable end (the leader; the smallest holder when nobody
-//! reads). After the global barrier `DMT:PIPES` everyone is frozen, so the leader alone drains
-//! and saves the data; the others pass the inode in `SaveOptions::skip_drain`. The result, the
-//! [`Plan`], lives in a static and so comes back with the memory at restart.
+//! - Pipes and FIFOs (`fork` after `pipe`, `popen`, `a | b`): one pipe connecting the same
+//!   processes, with the bytes in flight delivered once. At checkpoint ([`elect`], on the
+//!   checkpoint thread while the program is frozen) every process publishes the pipe and FIFO
+//!   inodes it holds in the coordinator's key-value store (db `dmtcp:pipes`, keys per
+//!   generation): a holder count, the holders' virtual pids, and the smallest vpid among
+//!   holders of a readable end (the leader; the smallest holder when nobody reads). After the
+//!   global barrier `DMT:PIPES` everyone is frozen, so the leader alone drains and saves the
+//!   data; the others pass the inode in `SaveOptions::skip_drain`.
+//! - Other open file descriptions (regular files with their offset, eventfds, ...) and ptys
+//!   (a master and its slave in different processes): see [`desc`]. They are published and
+//!   resolved around the same barrier.
 //!
-//! At restart ([`rejoin`], before any program thread runs) the leader's fd restore recreates
-//! the pipe with its data; every other holder binds an abstract unix datagram socket named
-//! after the computation, generation and its vpid, all meet at `DMT:PIPES_RESTART`, the leader
-//! sends both ends of each pipe it leads with SCM_RIGHTS (the inode as payload), and each
-//! receiver `dup3`s the ends onto its saved fd numbers, replacing the unconnected pipe its
-//! own restore made. FIFOs need no hand-over (they are reopened by path); only their data
-//! goes through the leader.
+//! The result, the [`Plan`], lives in a static and so comes back with the memory at restart.
+//! At restart ([`rejoin`], before any program thread runs) the leaders' fd restore recreates
+//! the objects; every other holder binds an abstract unix datagram socket named after the
+//! computation, generation and its vpid, all meet at `DMT:PIPES_RESTART`, the leaders send
+//! what they lead with SCM_RIGHTS, and each receiver `dup3`s it onto its saved fd numbers,
+//! replacing the unconnected pipe its own restore made (other kinds are not restored by the
+//! receivers at all: `RestoreOptions::handed_over`). FIFOs need no hand-over (they are
+//! reopened by path); only their data goes through the leader. Last, the controlling terminal
+//! is taken back ([`terminal`]).
 
-use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+mod desc;
+mod sock;
+mod terminal;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use dmtcp_fds::{Class, FdObject, FdTable, OrphanPipeEnd};
 use dmtcp_protocol::KvOp;
@@ -37,12 +46,12 @@ pub enum SharedError {
     Session(#[from] SessionError),
     #[error("cannot list the fds: {0}")]
     Fds(#[from] dmtcp_fds::FdError),
-    #[error("shared pipe hand-over: {op}: {source}")]
+    #[error("shared fd hand-over: {op}: {source}")]
     Sys {
         op: &'static str,
         source: std::io::Error,
     },
-    #[error("shared pipe hand-over: {0}")]
+    #[error("shared fd hand-over: {0}")]
     Protocol(String),
 }
 
@@ -66,6 +75,9 @@ struct Plan {
     generation: u32,
     me: i32,
     shared: Vec<Shared>,
+    leads: Vec<desc::Lead>,
+    recvs: Vec<desc::Recv>,
+    terminal: Option<terminal::Saved>,
 }
 
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
@@ -106,7 +118,11 @@ fn pipes_held(fds: &[RawFd]) -> Result<BTreeMap<u64, (bool, bool)>, SharedError>
 /// it (or [`elect_absent`]) once per checkpoint, while frozen.
 pub fn elect(generation: u32, fds: &[RawFd]) -> Result<Vec<u64>, SharedError> {
     let (me, comp) = identity();
-    let held = match pipes_held(fds) {
+    // SAFETY: a plain query of our pid (the one kcmp understands).
+    let pid = unsafe { libc::getpid() };
+    let restore_stdio = !dmtcp_fds::RestoreOptions::from_env().inherit_all_stdio;
+    let found = pipes_held(fds).and_then(|h| Ok((h, desc::candidates(fds, restore_stdio)?)));
+    let (held, cands) = match found {
         Ok(h) => h,
         Err(e) => {
             // The others wait for us at the barrier; meet them, then fail this checkpoint.
@@ -128,7 +144,9 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<Vec<u64>, SharedError> {
             session::kv(DB, key("rd", ino).as_bytes(), KvOp::Min(me as i64))?;
         }
     }
+    desc::publish(generation, me, pid, &cands)?;
     session::barrier("DMT:PIPES")?;
+    let (leads, recvs) = desc::resolve(generation, me, pid, &cands)?;
     let mut shared = Vec::new();
     for (&ino, &(fifo, _)) in &held {
         let n = number(session::kv(DB, key("n", ino).as_bytes(), KvOp::Get)?).unwrap_or(0);
@@ -171,6 +189,9 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<Vec<u64>, SharedError> {
         generation,
         me,
         shared,
+        leads,
+        recvs,
+        terminal: terminal::capture(),
     });
     Ok(skip)
 }
@@ -195,48 +216,257 @@ pub fn shared_pipe_inodes() -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// Restart side, after the fd restore: hands the leaders' pipe ends to the other holders and
-/// installs the received ones. Every restarted process calls it once (global barrier).
+/// Restart side, before the fd restore: the fds another process restores and hands over.
+pub fn handed_over_fds() -> Vec<RawFd> {
+    PLAN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|p| p.recvs.iter().flat_map(|r| r.fds.iter().copied()).collect())
+        .unwrap_or_default()
+}
+
+const TAG_PIPE: u32 = 1;
+
+/// Something a receiver waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wanted {
+    Pipe(u64),
+    Other(desc::Key),
+}
+
+/// Restart side, after the fd restore: hands the leaders' pipes, descriptions and ptys to the
+/// other holders and installs the received ones, then takes back the controlling terminal.
+/// Every restarted process calls it once (global barrier).
 pub fn rejoin(table: Option<&FdTable>, orphans: Vec<OrphanPipeEnd>) -> Result<(), SharedError> {
     let plan = PLAN.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let pipes: Vec<&Shared> = plan
-        .as_ref()
-        .map(|p| p.shared.iter().filter(|s| !s.fifo).collect())
-        .unwrap_or_default();
-    let expected = plan
-        .as_ref()
-        .map_or(0, |p| pipes.iter().filter(|s| s.leader != p.me).count());
+    let mut wanted: BTreeSet<Wanted> = BTreeSet::new();
+    if let Some(p) = &plan {
+        let pipes = p.shared.iter().filter(|s| !s.fifo && s.leader != p.me);
+        wanted.extend(pipes.map(|s| Wanted::Pipe(s.inode)));
+        wanted.extend(p.recvs.iter().map(|r| Wanted::Other(r.key)));
+    }
     let name = |p: &Plan, vpid: i32| format!("dmtcp-pipes-{}-{}-{vpid}", p.comp, p.generation);
-    let sock = match &plan {
-        Some(p) if expected > 0 => Some(sock::bind(&name(p, p.me)).map_err(sys_err("bind"))?),
+    // Every fd made here stays above the table, whose handed-over numbers are still free.
+    let above = table
+        .map_or(0, |t| t.entries.iter().map(|e| e.fd + 1).max().unwrap_or(0))
+        .max(3);
+    let rx = match &plan {
+        Some(p) if !wanted.is_empty() => {
+            let s = sock::bind(&name(p, p.me)).map_err(sys_err("bind"))?;
+            Some(sock::lift(s, above).map_err(sys_err("F_DUPFD"))?)
+        }
         _ => None,
     };
     session::barrier("DMT:PIPES_RESTART")?;
     let (Some(plan), Some(table)) = (&plan, table) else {
         return Ok(());
     };
-    let tx = sock::unbound().map_err(sys_err("socket"))?;
-    for s in pipes.iter().filter(|s| s.leader == plan.me) {
+    // Held open until sent: new slave descriptions made for the receivers.
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    // The restore made orphan pipe ends while the handed-over numbers were free.
+    let orphans = orphans
+        .into_iter()
+        .map(|o| {
+            Ok(OrphanPipeEnd {
+                fd: sock::lift(o.fd, above)?,
+                ..o
+            })
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(sys_err("F_DUPFD"))?;
+    let mut out: BTreeMap<i32, sock::Outgoing> = BTreeMap::new();
+    for s in plan
+        .shared
+        .iter()
+        .filter(|s| !s.fifo && s.leader == plan.me)
+    {
         let (r, w) = leader_ends(table, &orphans, s.inode)?;
+        let head = sock::ItemHead {
+            tag: TAG_PIPE,
+            value: s.inode,
+        };
         for &to in &s.others {
-            // A holder whose image was left out of the restart: the pipe lives on without it.
-            if let Err(e) = sock::send(tx.as_raw_fd(), &name(plan, to), s.inode, [r, w]) {
-                crate::warn!("pipe {}: cannot hand it to process {to}: {e}", s.inode);
-            }
+            out.entry(to).or_default().push((head, vec![r, w]));
         }
     }
-    drop(orphans);
-    if let Some(sock) = sock {
-        sock::set_timeout(sock.as_raw_fd(), RECV_TIMEOUT_S).map_err(sys_err("SO_RCVTIMEO"))?;
-        for _ in 0..expected {
-            let (inode, [r, w]) = sock::recv(sock.as_raw_fd()).map_err(sys_err("receive"))?;
-            if !pipes.iter().any(|s| s.inode == inode) {
-                return Err(SharedError::Protocol(format!("unexpected pipe {inode}")));
+    for l in &plan.leads {
+        let fds = match l.key {
+            desc::Key::Desc { fd, .. } => vec![fd],
+            desc::Key::Pty { index, .. } => {
+                let master = pty_master(table, index)?;
+                let slave = sock::open_peer(master).map_err(sys_err("TIOCGPTPEER"))?;
+                let slave = sock::lift(slave, above).map_err(sys_err("F_DUPFD"))?;
+                let fds = vec![master, slave.as_raw_fd()];
+                keep.push(slave);
+                fds
             }
-            install(table, inode, &r, &w)?;
+        };
+        for &to in &l.to {
+            out.entry(to).or_default().push((l.key.head(), fds.clone()));
+        }
+    }
+    let tx = sock::unbound().map_err(sys_err("socket"))?;
+    let tx = sock::lift(tx, above).map_err(sys_err("F_DUPFD"))?;
+    let mut queue: Vec<(i32, sock::Outgoing)> = Vec::new();
+    for (to, items) in out {
+        let mut msg = Vec::new();
+        let mut n = 0;
+        for it in items {
+            if n + it.1.len() > sock::MAX_FDS {
+                queue.push((to, std::mem::take(&mut msg)));
+                n = 0;
+            }
+            n += it.1.len();
+            msg.push(it);
+        }
+        queue.push((to, msg));
+    }
+    // Sends and receives interleaved without blocking: a full receive queue on one side must
+    // not stop that side from emptying its own.
+    let deadline = Instant::now() + Duration::from_secs(RECV_TIMEOUT_S as u64);
+    while !queue.is_empty() || !wanted.is_empty() {
+        let mut progress = false;
+        let mut i = 0;
+        while i < queue.len() {
+            let (to, items) = &queue[i];
+            match sock::send(tx.as_raw_fd(), &name(plan, *to), items) {
+                Ok(false) => i += 1,
+                Ok(true) => {
+                    queue.remove(i);
+                    progress = true;
+                }
+                Err(e) => {
+                    // A holder whose image was left out of the restart: it lives on without.
+                    crate::warn!("cannot hand shared fds to process {to}: {e}");
+                    queue.remove(i);
+                }
+            }
+        }
+        if let Some(rx) = &rx
+            && let Some(items) = sock::try_recv(rx.as_raw_fd()).map_err(sys_err("receive"))?
+        {
+            progress = true;
+            for (head, fds) in items {
+                let fds = fds
+                    .into_iter()
+                    .map(|f| sock::lift(f, above))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sys_err("F_DUPFD"))?;
+                let w = if head.tag == TAG_PIPE {
+                    Wanted::Pipe(head.value)
+                } else {
+                    match desc::Key::from_head(head) {
+                        Some(k) => Wanted::Other(k),
+                        None => return Err(SharedError::Protocol(format!("bad item {head:?}"))),
+                    }
+                };
+                if !wanted.remove(&w) {
+                    return Err(SharedError::Protocol(format!("unexpected {w:?}")));
+                }
+                crate::debug!("received {w:?}: {} fds", fds.len());
+                install_item(table, plan, w, &fds)?;
+            }
+        }
+        if !progress {
+            if Instant::now() > deadline {
+                return Err(SharedError::Protocol(format!(
+                    "gave up waiting for {wanted:?} (sends pending: {})",
+                    queue.len()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    drop(keep);
+    drop(orphans);
+    if let Some(t) = &plan.terminal {
+        terminal::acquire(t);
+        terminal::settle(t);
+    }
+    Ok(())
+}
+
+fn install_item(
+    table: &FdTable,
+    plan: &Plan,
+    w: Wanted,
+    fds: &[OwnedFd],
+) -> Result<(), SharedError> {
+    match (w, fds) {
+        (Wanted::Pipe(inode), [r, w]) => install(table, inode, r, w),
+        (Wanted::Other(key), received) => {
+            let mine = plan
+                .recvs
+                .iter()
+                .find(|r| r.key == key)
+                .map(|r| r.fds.as_slice())
+                .unwrap_or_default();
+            match (key, received) {
+                (desc::Key::Desc { .. }, [d]) => install_desc(table, mine, d),
+                (desc::Key::Pty { .. }, [m, s]) => install_pty(table, mine, m, s),
+                _ => Err(SharedError::Protocol(format!(
+                    "{key:?}: wrong number of fds"
+                ))),
+            }
+        }
+        _ => Err(SharedError::Protocol(format!("{w:?}: wrong number of fds"))),
+    }
+}
+
+fn cloexec_of(table: &FdTable, fd: RawFd) -> bool {
+    table.get(fd).is_some_and(|e| e.cloexec)
+}
+
+/// One description at all the receiver's fds that held it (dups included).
+fn install_desc(table: &FdTable, fds: &[RawFd], d: &OwnedFd) -> Result<(), SharedError> {
+    for &fd in fds {
+        sock::dup3(d.as_raw_fd(), fd, cloexec_of(table, fd)).map_err(sys_err("dup3"))?;
+    }
+    Ok(())
+}
+
+/// The new pty: the master at the receiver's master fds, a new description of the slave for
+/// each of its slave descriptions (with its saved flags), then their dups.
+fn install_pty(
+    table: &FdTable,
+    fds: &[RawFd],
+    master: &OwnedFd,
+    slave: &OwnedFd,
+) -> Result<(), SharedError> {
+    for &fd in fds {
+        let Some(e) = table.get(fd) else { continue };
+        match &e.object {
+            FdObject::PtyMaster(_) => {
+                sock::dup3(master.as_raw_fd(), fd, e.cloexec).map_err(sys_err("dup3"))?
+            }
+            FdObject::PtySlave(s) => {
+                let flags = (s.flags & !(libc::O_CREAT | libc::O_TRUNC)) | libc::O_NOCTTY;
+                let new = sock::reopen(slave.as_raw_fd(), flags).map_err(sys_err("open pts"))?;
+                sock::dup3(new.as_raw_fd(), fd, e.cloexec).map_err(sys_err("dup3"))?;
+            }
+            _ => {}
+        }
+    }
+    for &fd in fds {
+        if let Some(e) = table.get(fd)
+            && let FdObject::Dup { of } = e.object
+        {
+            sock::dup3(of, fd, e.cloexec).map_err(sys_err("dup3"))?;
         }
     }
     Ok(())
+}
+
+/// The leader's restored master of the pty that was pts `index`.
+fn pty_master(table: &FdTable, index: u32) -> Result<RawFd, SharedError> {
+    table
+        .entries
+        .iter()
+        .find_map(|e| match &e.object {
+            FdObject::PtyMaster(m) if m.index == index => Some(e.fd),
+            _ => None,
+        })
+        .ok_or_else(|| SharedError::Protocol(format!("pty {index}: the leader has no master")))
 }
 
 /// The leader's read and write ends of the new pipe: its own restored fds, or the orphan end.
@@ -304,180 +534,4 @@ fn install(table: &FdTable, inode: u64, r: &OwnedFd, w: &OwnedFd) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// The system calls of the hand-over: abstract unix datagram sockets and SCM_RIGHTS.
-mod sock {
-    use super::*;
-    use std::io;
-
-    fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r)
-        }
-    }
-
-    /// An abstract-namespace address (leading NUL, not a file).
-    fn addr(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
-        // SAFETY: sockaddr_un is plain data; all zeroes is valid.
-        let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let bytes = name.as_bytes();
-        let n = bytes.len().min(a.sun_path.len() - 1);
-        for (d, s) in a.sun_path[1..=n].iter_mut().zip(bytes) {
-            *d = *s as libc::c_char;
-        }
-        let len = std::mem::size_of::<libc::sa_family_t>() + 1 + n;
-        (a, len as libc::socklen_t)
-    }
-
-    pub fn unbound() -> io::Result<OwnedFd> {
-        // SAFETY: socket(2) with constant arguments; the new fd is owned here.
-        let fd =
-            cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-        // SAFETY: fd was just returned by socket(2) and nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-
-    pub fn bind(name: &str) -> io::Result<OwnedFd> {
-        let fd = unbound()?;
-        let (a, len) = addr(name);
-        // SAFETY: binding our socket to a properly initialised address of length `len`.
-        cvt(unsafe { libc::bind(fd.as_raw_fd(), &a as *const _ as *const libc::sockaddr, len) })?;
-        Ok(fd)
-    }
-
-    pub fn set_timeout(fd: RawFd, secs: i64) -> io::Result<()> {
-        let tv = libc::timeval {
-            tv_sec: secs,
-            tv_usec: 0,
-        };
-        // SAFETY: setsockopt with a timeval of the right size.
-        cvt(unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })
-        .map(drop)
-    }
-
-    const NFDS: usize = 2;
-    /// Room for one SCM_RIGHTS message with two fds (u64-aligned).
-    type CmsgBuf = [u64; 8];
-
-    pub fn send(fd: RawFd, to: &str, inode: u64, fds: [RawFd; NFDS]) -> io::Result<()> {
-        let (mut a, alen) = addr(to);
-        let mut payload = inode.to_le_bytes();
-        let mut iov = libc::iovec {
-            iov_base: payload.as_mut_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
-        };
-        let mut cbuf: CmsgBuf = [0; 8];
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE((NFDS * 4) as u32) } as usize;
-        // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call,
-        // and the control buffer (64 bytes) is larger than `space`.
-        let r = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_name = &mut a as *mut _ as *mut libc::c_void;
-            msg.msg_namelen = alen;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = space as _;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN((NFDS * 4) as u32) as _;
-            let data = libc::CMSG_DATA(c) as *mut RawFd;
-            for (i, f) in fds.iter().enumerate() {
-                data.add(i).write_unaligned(*f);
-            }
-            libc::sendmsg(fd, &msg, 0)
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// One message: the inode and the two ends (read, write).
-    pub fn recv(fd: RawFd) -> io::Result<(u64, [OwnedFd; NFDS])> {
-        loop {
-            let mut payload = [0u8; 8];
-            let mut iov = libc::iovec {
-                iov_base: payload.as_mut_ptr() as *mut libc::c_void,
-                iov_len: payload.len(),
-            };
-            let mut cbuf: CmsgBuf = [0; 8];
-            // SAFETY: as in `send`; the kernel writes at most msg_controllen bytes of control
-            // data and the received fds are taken into OwnedFds right away.
-            let got = unsafe {
-                let mut msg: libc::msghdr = std::mem::zeroed();
-                msg.msg_iov = &mut iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-                msg.msg_controllen = std::mem::size_of::<CmsgBuf>() as _;
-                let n = libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC);
-                if n < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() == Some(libc::EINTR) {
-                        continue;
-                    }
-                    return Err(e);
-                }
-                let mut fds = Vec::new();
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                        let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                        let data = libc::CMSG_DATA(c) as *const RawFd;
-                        for i in 0..n {
-                            fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                        }
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-                (n as usize, msg.msg_flags, fds)
-            };
-            let (n, flags, fds) = got;
-            if n != 8 || flags & libc::MSG_CTRUNC != 0 {
-                return Err(io::Error::other("malformed pipe hand-over message"));
-            }
-            let fds: [OwnedFd; NFDS] = fds
-                .try_into()
-                .map_err(|_| io::Error::other("pipe hand-over message without two fds"))?;
-            return Ok((u64::from_le_bytes(payload), fds));
-        }
-    }
-
-    pub fn dup3(from: RawFd, to: RawFd, cloexec: bool) -> io::Result<()> {
-        if from == to {
-            return Ok(());
-        }
-        let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
-        // SAFETY: dup3 on fds we hold; `to` is one of the program's restored numbers, which
-        // it replaces on purpose.
-        cvt(unsafe { libc::dup3(from, to, flags) }).map(drop)
-    }
-
-    pub fn set_fl(fd: RawFd, flags: i32) -> io::Result<()> {
-        // SAFETY: F_SETFL on an open fd.
-        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
-    }
-
-    pub fn reopen_rdwr(fd: RawFd) -> io::Result<OwnedFd> {
-        let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
-            .map_err(|_| io::Error::other("path with NUL"))?;
-        // SAFETY: open(2) of a NUL-terminated path; the new fd is owned here.
-        let n = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
-        // SAFETY: n was just returned by open(2).
-        Ok(unsafe { OwnedFd::from_raw_fd(n) })
-    }
 }
