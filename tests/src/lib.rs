@@ -11,6 +11,7 @@
 pub mod coordinator;
 pub mod coverage_support;
 pub mod engine_support;
+pub mod pid_modes;
 pub mod env;
 pub mod hosts;
 pub mod process;

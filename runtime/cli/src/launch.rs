@@ -47,6 +47,10 @@ pub struct LaunchArgs {
     /// Directory for temporary files (env DMTCP_TMPDIR).
     #[arg(short = 't', long = "tmpdir", value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
+    /// How restart gives back process and thread ids: exact in a pid namespace, or virtual
+    /// ids translated by the runtime (env DMTCP_PID_MODE; default auto).
+    #[arg(long = "pid-mode", value_name = "MODE", value_enum)]
+    pub pid_mode: Option<crate::pidns::PidMode>,
     /// Fewer messages (env DMTCP_QUIET).
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     pub quiet: bool,
@@ -496,6 +500,14 @@ pub fn main() {
     if quiet {
         cmd.env("DMTCP_QUIET", "1");
     }
+    // Decided once, here: every image of the computation records it for the restart.
+    let pid_mode = args
+        .pid_mode
+        .or_else(crate::pidns::PidMode::from_env)
+        .unwrap_or(crate::pidns::PidMode::Auto)
+        .resolve();
+    tracing::info!("process ids: {} mode", pid_mode.as_str());
+    cmd.env(crate::pidns::PID_MODE_ENV, pid_mode.as_str());
     if let Some(p) = &plugins {
         cmd.env("DMTCP_PLUGIN", p);
     }

@@ -203,12 +203,85 @@ pub fn spawn_with_pid(
     exit_like(wait_for(child))
 }
 
+/// How a restart gives processes their ids back (DESIGN.md §5): `namespace` recreates the
+/// exact pids and tids in a fresh user+pid namespace, `virtual` lets them take new ones and
+/// the runtime translates; `auto` is `namespace` where unprivileged namespaces work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PidMode {
+    Auto,
+    Namespace,
+    Virtual,
+}
+
+/// The environment variable carrying the mode from `dmtcp_launch` to the runtime (which
+/// records it in each image).
+pub const PID_MODE_ENV: &str = "DMTCP_PID_MODE";
+
+impl PidMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PidMode::Auto => "auto",
+            PidMode::Namespace => "namespace",
+            PidMode::Virtual => "virtual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PidMode> {
+        match s {
+            "auto" => Some(PidMode::Auto),
+            "namespace" => Some(PidMode::Namespace),
+            "virtual" => Some(PidMode::Virtual),
+            _ => None,
+        }
+    }
+
+    /// The mode the environment asks for: `DMTCP_PID_MODE`, else `virtual` when
+    /// `DMTCP_PID_NAMESPACE=0` (its older spelling).
+    pub fn from_env() -> Option<PidMode> {
+        if let Some(m) = std::env::var(PID_MODE_ENV)
+            .ok()
+            .and_then(|v| PidMode::parse(&v))
+        {
+            return Some(m);
+        }
+        (std::env::var("DMTCP_PID_NAMESPACE").as_deref() == Ok("0")).then_some(PidMode::Virtual)
+    }
+
+    /// `auto` decided on this machine; the others as they are.
+    pub fn resolve(self) -> PidMode {
+        match self {
+            PidMode::Auto if available() => PidMode::Namespace,
+            PidMode::Auto => PidMode::Virtual,
+            m => m,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The whole dance in a forked child: enter a namespace, create pid 4242 there, check that
     /// it sees exactly that pid and a private /proc.
+    #[test]
+    fn pid_modes_parse_and_resolve() {
+        for m in [PidMode::Auto, PidMode::Namespace, PidMode::Virtual] {
+            assert_eq!(PidMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(PidMode::parse("exact"), None);
+        assert_eq!(PidMode::Virtual.resolve(), PidMode::Virtual);
+        assert_eq!(PidMode::Namespace.resolve(), PidMode::Namespace);
+        let auto = PidMode::Auto.resolve();
+        assert_eq!(
+            auto,
+            if available() {
+                PidMode::Namespace
+            } else {
+                PidMode::Virtual
+            }
+        );
+    }
+
     #[test]
     fn exact_pid_in_fresh_namespace() {
         // SAFETY: fork in a test; the child only runs the code below and exits.

@@ -42,8 +42,14 @@ unsafe fn build_env(envp: *const *const c_char, handoff: bool) -> Vec<CString> {
     };
     out.retain(|e| {
         let k = key_of(e);
-        k != EXEC_HANDOFF_ENV.as_bytes() && k != IDENTITY_ENV.as_bytes()
+        k != EXEC_HANDOFF_ENV.as_bytes()
+            && k != IDENTITY_ENV.as_bytes()
+            && k != crate::vids::TABLE_ENV.as_bytes()
     });
+    // Virtual ids after a restart: the new program translates like this one.
+    if let Some(t) = crate::vids::export() {
+        out.push(kv(crate::vids::TABLE_ENV.as_bytes(), t.as_bytes()));
+    }
     let Some(settings) = runtime::settings() else {
         return out;
     };

@@ -23,6 +23,8 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    // First: a child whose pid is a virtual pid in use leaves at once (vids/mod.rs).
+    crate::vids::on_fork_child();
     // SAFETY: getppid cannot fail.
     let parent_pid = unsafe { libc::getppid() };
     HEAP.reset_lock_in_child();

@@ -19,6 +19,7 @@ mod real;
 mod session;
 mod settings;
 mod sleep;
+mod vids;
 mod spawn;
 mod waits;
 
@@ -74,6 +75,8 @@ pub(crate) mod runtime {
 
 fn start() {
     let Some(settings) = settings::Settings::from_env() else { return };
+    // Before any id is asked for (the exec hand-over below compares pids).
+    vids::import_from_env();
     log::init(settings.debug, settings.quiet);
     std::panic::set_hook(Box::new(|info| error!("internal error: {info}")));
     let settings = runtime::set_settings(settings);

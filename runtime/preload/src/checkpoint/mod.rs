@@ -25,7 +25,7 @@ pub mod restart;
 mod shared_fds;
 mod sockets;
 mod sigwrap;
-mod threads;
+pub(crate) mod threads;
 mod write;
 mod zombies;
 
@@ -225,6 +225,7 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     plugin::dispatch_checkpoint(Event::PreCheckpoint, order.generation);
     if let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         job.sections = plugin::sections_to_save();
+        job.sections.extend(crate::vids::sync::image_section());
         job.sections.push((
             dmtcp_restorer::abi::ZOMBIES_SECTION.to_string(),
             zombies::capture(),
@@ -434,6 +435,7 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
             libc::getgid(),
         )
     };
+    crate::vids::sync::note_own_pid(pid);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -589,7 +591,9 @@ fn after_restart() -> Result<(), SessionError> {
     // Resource limits last: a lowered RLIMIT_NOFILE would stop the fd restore from using
     // numbers above it.
     process::apply_rlimits();
-    let r = session::barrier("DMT:RESTART");
+    // Virtual ids: publish ours before the barrier, read everyone's after it.
+    let r = crate::vids::sync::publish().and_then(|_| session::barrier("DMT:RESTART"));
+    let r = r.and_then(|n| crate::vids::sync::collect().map(|_| n));
     if r.is_ok() {
         // Every process is back: plugins may use barriers and the key-value store.
         plugin::dispatch_checkpoint(Event::Restart, generation);

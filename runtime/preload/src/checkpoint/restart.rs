@@ -106,6 +106,7 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
     process::apply();
 
     let exact = info.flags & RESTART_EXACT_TIDS != 0;
+    crate::vids::sync::note_restart_mode(exact);
     for (i, r) in slots.iter().enumerate() {
         if Some(i) == main || !r.frozen {
             continue;
@@ -249,6 +250,7 @@ extern "C" fn resume_thread(idx: u64) -> ! {
             sys::syscall1(sys::SYS_SET_TID_ADDRESS, word as usize);
         }
     }
+    crate::vids::sync::note_thread(idx as usize, sys::gettid());
     UP.fetch_add(1, Ordering::AcqRel);
     sys::futex_wake_all(&UP);
     if !r.is_ckpt {

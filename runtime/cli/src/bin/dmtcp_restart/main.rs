@@ -14,6 +14,7 @@ mod tree;
 
 use clap::{ArgAction, Parser};
 use dmtcp_cli::launch::CoordArgs;
+use dmtcp_cli::pidns::PidMode;
 use dmtcp_cli::{die, find_shipped};
 use dmtcp_protocol::{Assignment, Connection, RestartHello, Role};
 use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
@@ -26,6 +27,8 @@ const COORD_FD: i32 = 821;
 const LOG_FD: i32 = 822;
 const ASSIGNMENT_SECTION: &str = "assignment";
 const PID_NAMESPACE_SECTION: &str = "pid-namespace";
+/// The launch's `--pid-mode`, recorded by the runtime (runtime/preload/src/vids/sync.rs).
+const PID_MODE_SECTION: &str = "pid-mode";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +57,10 @@ struct Args {
     /// them (the others on other hosts); the restart script passes it. Default: the images given.
     #[arg(long = "computation-size", value_name = "N")]
     computation_size: Option<u32>,
+    /// Ids after restart: exact in a new pid namespace, or virtual (translated); default:
+    /// the mode the computation was launched with (env DMTCP_PID_MODE).
+    #[arg(long = "pid-mode", value_name = "MODE", value_enum)]
+    pid_mode: Option<PidMode>,
     /// Fewer messages (env DMTCP_QUIET).
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
@@ -156,18 +163,7 @@ fn main() {
             format_args!("--computation-size {n} is smaller than the {num_peers} images given"),
         );
     }
-    // Exact pids and tids need a fresh pid namespace; where user namespaces are off, the
-    // processes come back with new ids (and say so).
-    let wanted = std::env::var("DMTCP_PID_NAMESPACE").map_or(true, |v| v != "0");
-    let launched_in_ns = checked
-        .iter()
-        .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some());
-    let exact = wanted && (dmtcp_cli::pidns::available() || launched_in_ns);
-    if wanted && !exact && !quiet {
-        eprintln!(
-            "dmtcp_restart: user namespaces are not available here; processes get new pids and tids"
-        );
-    }
+    let exact = exact_ids(&args, &checked, quiet);
     let tree = tree::build(&checked);
     // Created before the tree is forked, so every restored process inherits them.
     let shared = shm::prepare(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
@@ -221,6 +217,45 @@ fn main() {
         }
     }
     die(1, "no image to restart")
+}
+
+/// Exact ids (a fresh pid namespace) or virtual ones (new real ids, translated by the runtime).
+/// The mode comes from `--pid-mode`, else the environment, else the images (the launch's
+/// choice), else auto. Namespace mode where namespaces are off: an error when asked for here,
+/// virtual ids (with a note) when only recorded at launch.
+fn exact_ids(args: &Args, checked: &[images::Checked], quiet: bool) -> bool {
+    let recorded = checked.iter().find_map(|c| {
+        let b = c.image.header().section(PID_MODE_SECTION)?;
+        PidMode::parse(std::str::from_utf8(b).ok()?)
+    });
+    let launched_in_ns = checked
+        .iter()
+        .any(|c| c.image.header().section(PID_NAMESPACE_SECTION).is_some());
+    let asked = args.pid_mode.or_else(PidMode::from_env);
+    let mode = asked.or(recorded).unwrap_or(PidMode::Auto);
+    let possible = || launched_in_ns || dmtcp_cli::pidns::available();
+    let exact = match mode {
+        PidMode::Virtual => false,
+        PidMode::Auto => possible(),
+        PidMode::Namespace if possible() => true,
+        PidMode::Namespace if asked.is_some() => die(
+            1,
+            "--pid-mode=namespace: user namespaces are not available here (use --pid-mode=virtual)",
+        ),
+        PidMode::Namespace => {
+            if !quiet {
+                eprintln!(
+                    "dmtcp_restart: user namespaces are not available here; using virtual ids"
+                );
+            }
+            false
+        }
+    };
+    tracing::info!(
+        "process ids: {} mode",
+        if exact { "namespace" } else { "virtual" }
+    );
+    exact
 }
 
 /// Threads decompressing an image. With exact ids in a namespace shared by several restored

@@ -1,0 +1,188 @@
+/* Process and thread ids across restarts, computed by the program itself: a parent, its child
+ * and a worker thread remember their ids at start and check every tick that
+ *   getpid, getppid (child), gettid, syscall(SYS_gettid/SYS_getpid), getsid, getpgrp and
+ *   getpgid give the same values,
+ *   kill(child) reaches the child and the child's kill(getppid()) answer reaches the parent,
+ *   tgkill(pid, worker tid) reaches the worker (its handler checks its own tid),
+ *   waitpid(child, WNOHANG) says "running" (0),
+ *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
+ *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
+ * At the end the parent execs itself; the new program checks its pid, session, group and
+ * /proc/self, then kills its child by the old pid and reaps it with waitpid.
+ * Prints "start pid P child C worker W", "tick N real R" (R: the kernel's pid, from /proc/self/stat), "child N", "done";
+ * any failed check prints "FAIL ..." and exits 3. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WORKER_SIG (SIGRTMIN + 2)
+
+static volatile sig_atomic_t acks, worker_pokes, child_pokes;
+static volatile pid_t worker_tid;
+static pid_t parent_pid, sid0, pgid0;
+
+static void pause_ms(long ms) {
+    struct timespec ts = {0, ms * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static void on_ack(int s) { (void)s; acks++; }
+static void on_worker(int s) { (void)s; if (gettid() == worker_tid) worker_pokes++; }
+static void on_child(int s) {
+    (void)s;
+    child_pokes++;
+    kill(getppid(), SIGUSR2);
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "idsworker");
+    worker_tid = gettid();
+    for (;;) pause_ms(5);
+    return NULL;
+}
+
+/* The kernel's own pid, from /proc/self/stat (not translated by anyone). */
+static long real_pid(void) {
+    char buf[64] = {0};
+    int fd = open("/proc/self/stat", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? atol(buf) : -1;
+}
+
+static int read_file(const char *path, char *out, size_t len) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, len - 1, f);
+    out[n] = 0;
+    fclose(f);
+    char *nl = strchr(out, '\n');
+    if (nl) *nl = 0;
+    return 0;
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL " __VA_ARGS__); printf(" (errno %d)\n", errno); exit(3); } } while (0)
+
+static void child_main(void) {
+    pid_t me = getpid();
+    for (long n = 1;; n++) {
+        CHECK(getppid() == parent_pid, "child %ld: getppid %d, was %d", n, getppid(), parent_pid);
+        CHECK(getpid() == me, "child %ld: getpid %d, was %d", n, getpid(), me);
+        CHECK(syscall(SYS_getppid) == parent_pid, "child %ld: SYS_getppid", n);
+        CHECK(getsid(0) == sid0 && getpgid(0) == pgid0, "child %ld: session/group %d/%d, was %d/%d",
+              n, getsid(0), getpgid(0), sid0, pgid0);
+        printf("child %ld\n", n);
+        pause_ms(20);
+    }
+}
+
+static int after_exec(char **argv);
+
+int main(int argc, char **argv) {
+    if (argc == 6 && strcmp(argv[1], "exec") == 0) return after_exec(argv);
+    long limit = argc > 1 ? atol(argv[1]) : 1000000;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    parent_pid = getpid();
+    pid_t pid0 = getpid();
+    sid0 = getsid(0);
+    pgid0 = getpgrp();
+    signal(SIGUSR2, on_ack);
+    signal(SIGUSR1, on_child); /* before the fork: no window where the child lacks it */
+    pid_t child = fork();
+    if (child == 0) child_main();
+    CHECK(child > 0, "fork");
+    signal(WORKER_SIG, on_worker);
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    while (!worker_tid) pause_ms(1);
+    pid_t wtid = worker_tid;
+    printf("start pid %d child %d worker %d\n", pid0, child, wtid);
+    char path[128], buf[256], want[32];
+    for (long n = 1; n <= limit; n++) {
+        CHECK(getpid() == pid0, "tick %ld: getpid %d, was %d", n, getpid(), pid0);
+        CHECK(syscall(SYS_getpid) == pid0, "tick %ld: SYS_getpid", n);
+        CHECK(gettid() == pid0 && syscall(SYS_gettid) == pid0, "tick %ld: main gettid", n);
+        CHECK(getsid(0) == sid0 && getpgrp() == pgid0 && getpgid(0) == pgid0,
+              "tick %ld: session/group %d/%d, was %d/%d", n, getsid(0), getpgrp(), sid0, pgid0);
+        CHECK(worker_tid == wtid, "tick %ld: worker tid changed", n);
+        /* tgkill to the worker by its old tid; its handler compares gettid(). */
+        long before = worker_pokes;
+        CHECK(tgkill(pid0, wtid, WORKER_SIG) == 0, "tick %ld: tgkill", n);
+        for (int i = 0; i < 500 && worker_pokes == before; i++) pause_ms(1);
+        CHECK(worker_pokes == before + 1, "tick %ld: tgkill did not reach the worker", n);
+        /* kill to the child by its old pid; the child answers with kill(getppid()). */
+        long acks0 = acks;
+        CHECK(kill(child, SIGUSR1) == 0, "tick %ld: kill(child)", n);
+        for (int i = 0; i < 500 && acks == acks0; i++) pause_ms(1);
+        CHECK(acks == acks0 + 1, "tick %ld: the child did not answer kill()", n);
+        int st;
+        pid_t w = waitpid(child, &st, WNOHANG);
+        CHECK(w == 0, "tick %ld: waitpid(child) gave %d", n, w);
+        /* /proc paths by the old ids. */
+        ssize_t l = readlink("/proc/self", buf, sizeof buf - 1);
+        CHECK(l > 0, "tick %ld: readlink /proc/self", n);
+        buf[l] = 0;
+        snprintf(want, sizeof want, "%d", pid0);
+        CHECK(strcmp(buf, want) == 0, "tick %ld: /proc/self is %s, pid %d", n, buf, pid0);
+        snprintf(path, sizeof path, "/proc/%d/task/%d/comm", pid0, wtid);
+        CHECK(read_file(path, buf, sizeof buf) == 0 && strcmp(buf, "idsworker") == 0,
+              "tick %ld: %s", n, path);
+        snprintf(path, sizeof path, "/proc/%d/comm", child);
+        CHECK(read_file(path, buf, sizeof buf) == 0 && strstr("ids_check", buf) != NULL,
+              "tick %ld: %s gave '%s'", n, path, buf);
+        snprintf(path, sizeof path, "/proc/%d", child);
+        struct stat sb;
+        CHECK(stat(path, &sb) == 0 && access(path, F_OK) == 0, "tick %ld: stat %s", n, path);
+        snprintf(path, sizeof path, "/proc/%d/task", pid0);
+        DIR *d = opendir(path);
+        CHECK(d != NULL, "tick %ld: opendir %s", n, path);
+        closedir(d);
+        snprintf(path, sizeof path, "/proc/%d/status", pid0);
+        int fd = open(path, O_RDONLY);
+        CHECK(fd >= 0, "tick %ld: open %s", n, path);
+        close(fd);
+        printf("tick %ld real %ld\n", n, real_pid());
+        pause_ms(10);
+    }
+    /* The same program again through exec: its ids and its child must still be the same. */
+    char a1[16], a2[16], a3[16], a4[16];
+    snprintf(a1, sizeof a1, "%d", pid0);
+    snprintf(a2, sizeof a2, "%d", child);
+    snprintf(a3, sizeof a3, "%d", sid0);
+    snprintf(a4, sizeof a4, "%d", pgid0);
+    execl(argv[0], argv[0], "exec", a1, a2, a3, a4, (char *)NULL);
+    CHECK(0, "exec %s", argv[0]);
+}
+
+/* After exec: "exec PID CHILD SID PGID". */
+static int after_exec(char **argv) {
+    pid_t pid0 = atoi(argv[2]), child = atoi(argv[3]);
+    CHECK(getpid() == pid0, "after exec: getpid %d, was %d", getpid(), pid0);
+    CHECK(getsid(0) == atoi(argv[4]) && getpgrp() == atoi(argv[5]), "after exec: session/group");
+    char buf[64], want[32];
+    ssize_t l = readlink("/proc/self", buf, sizeof buf - 1);
+    CHECK(l > 0, "after exec: readlink /proc/self");
+    buf[l] = 0;
+    snprintf(want, sizeof want, "%d", pid0);
+    CHECK(strcmp(buf, want) == 0, "after exec: /proc/self is %s, pid %d", buf, pid0);
+    int st;
+    CHECK(waitpid(child, &st, WNOHANG) == 0, "after exec: waitpid(child)");
+    CHECK(kill(child, SIGTERM) == 0, "kill(child, SIGTERM)");
+    pid_t w = waitpid(child, &st, 0);
+    CHECK(w == child && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "reaping the child: %d", w);
+    printf("done\n");
+    return 0;
+}

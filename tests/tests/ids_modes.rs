@@ -1,0 +1,89 @@
+//! Process and thread ids keep their pre-checkpoint values after restart, in both strategies
+//! of DESIGN.md §5 (`--pid-mode=namespace`: exact ids in a new pid namespace;
+//! `--pid-mode=virtual`: new real ids, translated by the runtime's wrappers).
+//!
+//! tests/programs/ids_check.c (a parent, its child and a worker thread) checks by itself, at
+//! every tick, getpid/getppid/gettid and their `syscall` forms, kill() of the child by its
+//! old pid (answered by the child with kill(getppid())), tgkill() of the worker by its old
+//! tid, waitpid(child, WNOHANG), readlink("/proc/self") and `/proc/<pid>/...` and
+//! `/proc/<pid>/task/<tid>/...` paths by the old ids; at the end it kills and reaps its child
+//! by the old pid. The test runs two checkpoint/kill/restart cycles; the restart takes the
+//! mode from the images (recorded at launch), and the kernel's pid the program reads from
+//! `/proc/self/stat` shows which strategy ran.
+
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+};
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
+use dmtcp_tests::{Env, Spawned};
+
+const TICKS: u64 = 300;
+
+fn restart_both(env: &Env, port: u16) -> Spawned {
+    let imgs = images(env.dir.path(), "ids_check");
+    assert_eq!(imgs.len(), 2, "{imgs:?}");
+    let restart = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .args(&imgs);
+    let r = env.spawn(&restart);
+    env.wait_peers(port, 2, true, LONG);
+    r
+}
+
+/// The kernel pids the parent printed ("tick N real R").
+fn real_pids(out: &str) -> Vec<i64> {
+    out.lines()
+        .filter(|l| l.starts_with("tick "))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+fn ids_survive_two_restarts(mode: PidMode) {
+    let env = Env::new(&format!("ids_{}", mode.name()));
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ids_check");
+    let cmd = launch_in_mode(&env, port, mode, &format!("{} {TICKS}", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, 1, "the launched program");
+    let start = out
+        .lines()
+        .find(|l| l.starts_with("start pid "))
+        .expect("a start line");
+    let pid0: i64 = start.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!(real_pids(&out).iter().all(|&p| p == pid0), "{out}");
+    let mut next = t.last().unwrap() + 1;
+
+    for cycle in 1..=2 {
+        let mut r = restart_both(&env, port);
+        let out = if cycle == 1 {
+            wait_lines(&env, &mut r, "tick", 5);
+            checkpoint_and_kill(&env, port, r)
+        } else {
+            let o = r.wait(LONG * 2);
+            assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+            o.stdout_str()
+        };
+        let t = numbers(&out, "tick");
+        assert_consecutive(&t, next, &format!("after restart {cycle}"));
+        next = t.last().unwrap() + 1;
+        let real = real_pids(&out);
+        match mode {
+            PidMode::Namespace => assert!(real.iter().all(|&p| p == pid0), "{out}"),
+            // The kernel gave a new pid; the program's checks passed through the
+            // translation.
+            PidMode::Virtual => assert!(real.iter().all(|&p| p != pid0), "{out}"),
+        }
+        if cycle == 2 {
+            assert_eq!(next, TICKS + 1, "{out}");
+            assert!(out.ends_with("done\n"), "{out}");
+        }
+    }
+}
+
+dmtcp_tests::both_pid_modes!(ids_survive_two_restarts_in, ids_survive_two_restarts);
