@@ -16,6 +16,7 @@ pub mod env;
 pub mod hosts;
 pub mod process;
 pub mod programs;
+pub mod pty;
 pub mod reaper;
 pub mod status;
 pub mod tools;

@@ -1,0 +1,132 @@
+//! Interactive shells in a terminal, checkpointed and restarted under a NEW terminal twice:
+//! the test creates a pty, runs `dmtcp_launch bash -i` (and dash) on it as its controlling
+//! terminal, types commands, checkpoints, kills, restarts with `dmtcp_restart` running on
+//! another pty of another size, and types more. The shell keeps its variables and functions
+//! (`x=41` before, `echo $((x+1))` after gives 42), reads and writes the new terminal, gets
+//! SIGWINCH for the new size (a `trap ... WINCH`), and job control works: a command it runs
+//! is in its own process group, which is the terminal's foreground group.
+
+use dmtcp_tests::engine_support::{LONG, images};
+use dmtcp_tests::pty::{OnTerminal, Pty, launch_argv};
+use dmtcp_tests::{Env, QUICK};
+
+/// Prints the process group, the terminal's foreground group and the pid of a command the
+/// shell runs (`/proc/<pid>/stat` fields 5 and 8).
+const JOBCTL: &str = "sh -c 'set -- $(cat /proc/$$/stat); echo \"pg=$5 fg=$8 pid=$$\"'\n";
+
+fn checkpoint(env: &Env, port: u16, mut run: OnTerminal) {
+    let out = env.command(["--coord-port", &port.to_string(), "--kcheckpoint"]);
+    assert_eq!(out.code(), Some(0), "checkpoint failed: {}", out.describe());
+    assert!(run.wait(LONG).is_some(), "the program was not killed");
+}
+
+fn restart_on(env: &Env, port: u16, pty: &mut Pty, prog: &str) -> OnTerminal {
+    let imgs = images(env.dir.path(), prog);
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let mut args = vec![
+        "--join-coordinator".to_string(),
+        "--coord-port".into(),
+        port.to_string(),
+    ];
+    args.push(imgs[0].to_string_lossy().into_owned());
+    let run = pty.spawn(env, env.tools.path("dmtcp_restart"), &args, &[]);
+    env.wait_peers(port, 1, true, LONG);
+    // The next checkpoint writes a new image; this one must not be restarted again.
+    for p in imgs {
+        std::fs::remove_file(p).unwrap();
+    }
+    run
+}
+
+/// Checks the `pg= fg= pid=` line after `mark`: own group, in the foreground.
+fn assert_job_control(pty: &mut Pty, mark: usize) {
+    let deadline = std::time::Instant::now() + QUICK;
+    let line = loop {
+        let text = pty.since(mark).replace('\r', "\n");
+        // The job's line (a prompt may come first), not the echo of the typed command.
+        let found = text
+            .lines()
+            .filter_map(|l| l.find("pg=").map(|i| &l[i..]))
+            .find(|l| l[3..].starts_with(|c: char| c.is_ascii_digit()));
+        if let Some(l) = found
+            && text.contains(&format!("{l}\n"))
+        {
+            break l.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job line in {text:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let v: Vec<&str> = line
+        .split(' ')
+        .map(|f| f.split('=').nth(1).unwrap_or(""))
+        .collect();
+    assert!(
+        v.len() == 3 && v[0] == v[1] && v[1] == v[2],
+        "the command is not its own foreground job: {line:?}"
+    );
+}
+
+fn shell_over_two_cycles(shell: &str, argv: &str, job_control: bool) {
+    let env = Env::new(&format!("tty_{shell}"));
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let mut pty = Pty::open(&env, 24, 80);
+    let run = pty.spawn(
+        &env,
+        "unshare",
+        &launch_argv(&env, port, argv),
+        &[("PS1", "$ "), ("ENV", "")],
+    );
+    env.wait_peers(port, 1, true, LONG);
+    let m = pty.mark();
+    pty.send("x=41; f() { echo \"fn$(( $1 + 1 ))\"; }; trap 'echo WINCH$x' WINCH; echo ready$x\n");
+    pty.expect(m, "ready41", LONG);
+    if job_control {
+        let m = pty.mark();
+        pty.send(JOBCTL);
+        assert_job_control(&mut pty, m);
+    }
+    checkpoint(&env, port, run);
+
+    for (cycle, (rows, cols)) in [(30u16, 100u16), (40, 120)].into_iter().enumerate() {
+        let mut pty = Pty::open(&env, rows, cols);
+        let run = restart_on(&env, port, &mut pty, shell);
+        let m = pty.mark();
+        pty.send(&format!("echo v$((x+{})); f {cycle}\n", cycle + 1));
+        pty.expect(m, &format!("v{}", 42 + cycle), LONG);
+        pty.expect(m, &format!("fn{}", cycle + 1), QUICK);
+        // The size changed: the trap ran.
+        pty.expect(m, "WINCH41", QUICK);
+        let m = pty.mark();
+        pty.send("stty size\n");
+        pty.expect(m, &format!("{rows} {cols}"), QUICK);
+        if job_control {
+            let m = pty.mark();
+            pty.send(JOBCTL);
+            assert_job_control(&mut pty, m);
+        }
+        if cycle == 0 {
+            checkpoint(&env, port, run);
+        } else {
+            let mut run = run;
+            pty.send("exit\n");
+            let st = run.wait(LONG).expect("the shell did not exit");
+            // dash gives the terminal back to the group it started from, which is gone after
+            // a restart ("Cannot set tty process group"): only bash's status is checked.
+            assert!(st.success() || shell == "dash", "{st:?}\n{}", pty.text());
+        }
+    }
+}
+
+#[test]
+fn bash_keeps_variables_functions_and_job_control_under_a_new_terminal() {
+    shell_over_two_cycles("bash", "bash --norc --noprofile -i", true);
+}
+
+#[test]
+fn dash_keeps_variables_and_functions_under_a_new_terminal() {
+    shell_over_two_cycles("dash", "dash -i", true);
+}
