@@ -4,5 +4,6 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
+pub mod collision;
 pub mod restore;
 pub mod sys;

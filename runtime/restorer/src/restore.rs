@@ -22,6 +22,10 @@ fn fail(log_fd: i64, what: &[u8], addr: u64, len: u64, err: isize) -> ! {
         .dec(-(err as i64))
         .push(b")\n");
     sys::write_all(log_fd as i32, l.as_bytes());
+    if err == -17 {
+        // EEXIST: something already sits there; say what.
+        crate::collision::report(log_fd as i32, addr, len);
+    }
     sys::exit_group(crate::abi::EXIT_RESTORE_FAILED)
 }
 
