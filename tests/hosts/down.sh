@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# down.sh N DIR: removes what up.sh made. Every process still inside a host's network
-# namespace was started there by the tests (sshd, sessions, checkpointed programs), so each is
-# killed by pid before the namespace goes. Idempotent; never fails on something already gone.
-N=${1:?usage: down.sh N DIR}
+# down.sh N DIR: removes what up.sh made (every dmtcp-h* namespace, also of an earlier run
+# with more hosts than N). Every process still inside such a namespace was started there by
+# the tests (sshd, sessions, checkpointed programs), so each is killed by pid before the
+# namespace goes (no pid files: a stale one could name a stranger). Idempotent; never fails
+# on something already gone.
+: "${1:?usage: down.sh N DIR}"
 DIR=${2:?usage: down.sh N DIR}
-for i in $(seq 1 "$N"); do
-  ns=dmtcp-h$i
-  if ip netns list | grep -qw "$ns"; then
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  fi
-  [ -s "$DIR/sshd-h$i.pid" ] && kill -9 "$(cat "$DIR/sshd-h$i.pid")" 2>/dev/null
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^dmtcp-h[0-9]+$/ { print $1 }'); do
+  for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  # Deleting the namespace deletes its end of the veth pair, and with it the other end.
   ip netns del "$ns" 2>/dev/null
-  ip link del "dmtcp-v$i" 2>/dev/null
+done
+# The kernel dismantles a deleted namespace asynchronously: remove the veths left on our side
+# now, so that up.sh can create them again at once.
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' |
+  grep '^dmtcp-v[0-9]*$'); do
+  ip link del "$link" 2>/dev/null
 done
 ip link del dmtcpbr0 2>/dev/null
 rm -rf "$DIR"

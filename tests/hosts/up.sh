@@ -93,12 +93,11 @@ done
 
 /usr/sbin/sshd -t -f "$DIR/sshd_config"
 for i in $(seq 1 "$N"); do
-  # -D keeps sshd in the foreground of this subshell, so its pid is known; the UTS namespace
-  # gives the host its name (what the runtime reports, and what restart scripts ssh to).
+  # -D: no daemon fork, errors go to the log; down.sh finds sshd through the namespace. The
+  # UTS namespace gives the host its name (what the runtime reports, and restart scripts use).
   ip netns exec "dmtcp-h$i" unshare --uts sh -c \
     'hostname "$1"; exec /usr/sbin/sshd -D -f "$2"' sh "dmtcp-h$i" "$DIR/sshd_config" \
     </dev/null >"$DIR/sshd-h$i.log" 2>&1 &
-  echo $! >"$DIR/sshd-h$i.pid"
 done
 
 # Ready when every sshd accepts TCP connections.

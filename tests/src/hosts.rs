@@ -21,7 +21,7 @@ pub struct Hosts {
     pub n: usize,
     dir: PathBuf,
     /// Held while the hosts exist: one user of the fixed names at a time, across processes.
-    _lock: File,
+    lock: Option<File>,
 }
 
 fn script(name: &str) -> PathBuf {
@@ -53,7 +53,7 @@ impl Hosts {
         let hosts = Hosts {
             n,
             dir: root.join("hosts"),
-            _lock: lock,
+            lock: Some(lock),
         };
         let out = Command::new("bash")
             .arg(script("up.sh"))
@@ -108,8 +108,18 @@ impl Hosts {
     }
 }
 
-impl Drop for Hosts {
-    fn drop(&mut self) {
+impl Hosts {
+    /// Tears the hosts down now and returns the lock, so the caller can look at the machine
+    /// before another test sets hosts up again.
+    pub fn down(mut self) -> File {
+        self.teardown();
+        self.lock.take().expect("held until dropped")
+    }
+
+    fn teardown(&mut self) {
+        if self.lock.is_none() {
+            return;
+        }
         let st = Command::new("bash")
             .arg(script("down.sh"))
             .arg(self.n.to_string())
@@ -118,6 +128,12 @@ impl Drop for Hosts {
         if !matches!(st, Ok(s) if s.success()) {
             eprintln!("tests/hosts/down.sh failed: {st:?}");
         }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        self.teardown();
     }
 }
 
