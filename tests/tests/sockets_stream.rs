@@ -142,3 +142,48 @@ fn tcp4_survives_two_cycles() {
 fn tcp4_resumes_after_checkpoint() {
     resume("tcp4");
 }
+
+#[test]
+fn tcp6_survives_two_cycles() {
+    two_cycles("tcp6");
+}
+
+#[test]
+fn unix_socketpair_survives_two_cycles() {
+    two_cycles("unix");
+}
+
+#[test]
+fn unix_socketpair_resumes_after_checkpoint() {
+    resume("unix");
+}
+
+#[test]
+fn unix_path_stream_survives_two_cycles() {
+    two_cycles("unixpath");
+}
+
+#[test]
+fn seqpacket_keeps_message_boundaries_over_two_cycles() {
+    two_cycles("seqpacket");
+}
+
+#[test]
+fn seqpacket_resumes_after_checkpoint() {
+    resume("seqpacket");
+}
+
+#[test]
+fn datagram_socketpair_survives_two_cycles() {
+    two_cycles("dgram");
+}
+
+#[test]
+fn datagram_to_a_bound_path_survives_two_cycles() {
+    two_cycles("dgrampath");
+}
+
+#[test]
+fn datagram_to_a_bound_path_resumes_after_checkpoint() {
+    resume("dgrampath");
+}

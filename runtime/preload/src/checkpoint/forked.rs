@@ -26,10 +26,15 @@ struct Report {
 }
 
 static REPORT: AtomicUsize = AtomicUsize::new(0);
+/// The process that mapped the page: a child of the program's `fork` inherits the mapping
+/// shared with its parent, and must map its own before its first forked write.
+static OWNER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
 
 /// Maps the shared report page (at start-up, and after a restart, where the restored copy is
 /// private memory).
 pub fn init() {
+    // SAFETY: a plain query of our pid.
+    OWNER.store(unsafe { libc::getpid() }, Ordering::Release);
     // SAFETY: a new shared anonymous page.
     let p = unsafe {
         sys::syscall6(
@@ -53,6 +58,10 @@ pub fn init() {
 
 /// Forks the writer; returns its pid, or None when the image must be written in-process.
 pub fn spawn(job: &Job) -> Option<i32> {
+    // SAFETY: a plain query of our pid.
+    if OWNER.load(Ordering::Acquire) != unsafe { libc::getpid() } {
+        init();
+    }
     let report = REPORT.load(Ordering::Acquire);
     if report == 0 {
         return None;

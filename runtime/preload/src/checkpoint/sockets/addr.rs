@@ -109,7 +109,7 @@ impl Addr {
             return sa.to_string();
         }
         match self.unix_path() {
-            Some(p) if p.is_empty() => "unnamed".into(),
+            Some([]) => "unnamed".into(),
             Some(p) if p[0] == 0 => format!("@{}", String::from_utf8_lossy(&p[1..])),
             Some(p) => String::from_utf8_lossy(p).into_owned(),
             None => format!("family {}", self.family()),

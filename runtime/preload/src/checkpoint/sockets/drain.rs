@@ -47,3 +47,18 @@ pub fn drain_once(fd: RawFd, message: bool, buf: &mut [u8], out: &mut Drained) -
         }
     }
 }
+
+/// Copies every queued datagram without taking it (SO_PEEK_OFF walks the queue): for a bound
+/// datagram socket, whose senders may run again before this process could put data back.
+pub fn peek_all(fd: RawFd, buf: &mut [u8], out: &mut Drained) -> io::Result<()> {
+    sys::set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
+    let r = (|| {
+        while let Some(n) = sys::recv(fd, buf, libc::MSG_DONTWAIT | libc::MSG_PEEK)? {
+            out.chunks.push(buf[..n].to_vec());
+        }
+        Ok(())
+    })();
+    // -1: peeking without an offset again, the default.
+    sys::set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, -1)?;
+    r
+}

@@ -284,12 +284,17 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     session::barrier("DMT:SOCKETS_EMPTY")?;
     let mut buf = vec![0u8; drain::MAX_MESSAGE];
     for s in socks.iter_mut().filter(|s| drains(s)) {
-        if let Err(e) = drain::drain_once(s.fd, s.message(), &mut buf, &mut s.drained) {
+        let r = if s.role == Role::BoundDgram {
+            drain::peek_all(s.fd, &mut buf, &mut s.drained)
+        } else {
+            drain::drain_once(s.fd, s.message(), &mut buf, &mut s.drained)
+        };
+        if let Err(e) = r {
             crate::warn!("socket fd {}: final drain: {e}", s.fd);
         }
     }
     session::barrier("DMT:SOCKETS_DRAINED")?;
-    let resume_pending = socks.iter().any(drains);
+    let resume_pending = socks.iter().any(|s| matches!(s.role, Role::Pair { .. }));
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
         generation,
@@ -374,7 +379,10 @@ fn drain_all(socks: &mut [Sock]) -> Result<(), SocketError> {
     let start = Instant::now();
     loop {
         let mut pending = 0;
-        for s in socks.iter_mut().filter(|s| drains(s)) {
+        for s in socks
+            .iter_mut()
+            .filter(|s| matches!(s.role, Role::Pair { .. }))
+        {
             if let Err(e) = drain::drain_once(s.fd, s.message(), &mut buf, &mut s.drained) {
                 crate::warn!("socket fd {}: drain: {e}", s.fd);
             }
@@ -405,10 +413,10 @@ pub fn resume() {
     let live: Vec<(RawFd, i32)> = plan
         .socks
         .iter()
-        .filter(|s| drains(s))
+        .filter(|s| matches!(s.role, Role::Pair { .. }))
         .map(|s| (s.fd, s.flags))
         .collect();
-    refill_all(&plan.socks, |s| s.fd);
+    refill_all(&plan.socks, false);
     for (fd, flags) in live {
         let _ = sys::set_fl(fd, flags);
     }
@@ -417,9 +425,10 @@ pub fn resume() {
     }
 }
 
-/// Echo for the pairs, self-sends for bound datagram sockets. `fd_of` gives the socket's fd
-/// now (the saved number, once installed).
-fn refill_all(socks: &[Sock], fd_of: impl Fn(&Sock) -> RawFd) {
+/// Echo for the pairs; at restart also self-sends for bound datagram sockets (at resume
+/// their queue was only peeked at, so it is whole).
+fn refill_all(socks: &[Sock], restart: bool) {
+    let fd_of = |s: &Sock| s.fd;
     let pairs: Vec<&Sock> = socks
         .iter()
         .filter(|s| matches!(s.role, Role::Pair { .. }))
@@ -438,7 +447,10 @@ fn refill_all(socks: &[Sock], fd_of: impl Fn(&Sock) -> RawFd) {
     for w in refill::echo(&jobs, TIMEOUT) {
         crate::warn!("socket data could not be put back: {w}");
     }
-    for s in socks.iter().filter(|s| s.role == Role::BoundDgram) {
+    for s in socks
+        .iter()
+        .filter(|s| restart && s.role == Role::BoundDgram)
+    {
         if s.drained.chunks.is_empty() {
             continue;
         }
@@ -493,7 +505,7 @@ pub fn restart(table: Option<&FdTable>, report: Option<&RestoreReport>) -> Resul
     b.hand_over(&plan);
     b.receive(&plan)?;
     b.install(&plan, table)?;
-    refill_all(&plan.socks, |s| s.fd);
+    refill_all(&plan.socks, true);
     for s in plan.socks.iter().filter(|s| drains(s)) {
         let _ = sys::set_fl(s.fd, s.flags);
     }
@@ -830,6 +842,22 @@ impl Rebuild {
 
     /// Every new socket to its fd number (and its dups), with its flags and options.
     fn install(&mut self, plan: &Plan, table: Option<&FdTable>) -> Result<(), SocketError> {
+        // The layer's own sockets may sit on saved numbers: close them before those numbers
+        // are filled (a later close would close the program's socket).
+        self.inbox = None;
+        self.listeners.clear();
+        self.local_ends.clear();
+        // New sockets may sit on saved numbers still to be filled: move them all above.
+        let top = table
+            .and_then(|t| t.entries.iter().map(|e| e.fd).max())
+            .into_iter()
+            .chain(plan.socks.iter().map(|s| s.fd))
+            .max()
+            .unwrap_or(2)
+            + 1;
+        for n in self.new.values_mut() {
+            *n = sys::dup_above(n.as_raw_fd(), top).map_err(sys_err(-1, "F_DUPFD"))?;
+        }
         for (i, s) in plan.socks.iter().enumerate() {
             let Some(n) = self.new.remove(&i) else {
                 if s.role != Role::External {

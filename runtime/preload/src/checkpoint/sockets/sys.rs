@@ -260,6 +260,12 @@ pub fn dup3(from: RawFd, to: RawFd, cloexec: bool) -> io::Result<()> {
     cvt(unsafe { libc::dup3(from, to, flags) }).map(drop)
 }
 
+/// A copy of `fd` at the lowest free number >= `min` (close-on-exec).
+pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we hold; the new fd is owned by the caller.
+    cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) }).map(owned)
+}
+
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown(2) on an fd we hold.
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)

@@ -1,0 +1,184 @@
+//! Listeners, socket options and peers outside the computation.
+//!
+//! - tests/programs/sock_listen.c: an IPv6 listener held by a parent and the child serving it
+//!   (one socket in two processes), a kept connection with both ends in the parent, and a new
+//!   connection to the listener's port every round. After each restart the listener is back on
+//!   its port in both processes, and every option of the kept connection and the listener is
+//!   as it was (the program prints them every round).
+//! - tests/programs/sock_external.c: a client of a server the test runs itself, outside the
+//!   computation. A checkpoint the program resumes from leaves the connection untouched; after
+//!   a restart the socket reports a reset (docs/sockets.md), and the program reconnects.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
+    wait_lines,
+};
+use dmtcp_tests::{Env, Spawned};
+
+fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
+    let imgs = images(env.dir.path(), program);
+    assert_eq!(imgs.len(), n, "{imgs:?}");
+    let restart = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .args(&imgs);
+    env.spawn(&restart)
+}
+
+/// The option part of the "ping N ..." lines; all equal.
+fn options(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with("ping "))
+        .map(|l| l.splitn(3, ' ').nth(2).unwrap_or_default().to_string())
+        .collect()
+}
+
+const ROUNDS: u64 = 400;
+
+#[test]
+fn listener_and_options_survive_two_cycles() {
+    let env = Env::new("sock_listen");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("sock_listen");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {ROUNDS}", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "ping", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let t = numbers(&out, "ping");
+    assert_consecutive(&t, 1, "before the first checkpoint");
+    let want = options(&out)[0].clone();
+    assert!(
+        want.contains("keepalive=1")
+            && want.contains("nodelay=1")
+            && want.contains("linger=1/5")
+            && want.contains("nonblock=1")
+            && want.contains("v6only=1")
+            && want.contains("reuseaddr=1")
+            && want.contains("listening=1"),
+        "{want}"
+    );
+    let mut next = t.last().unwrap() + 1;
+    for cycle in 1..=2 {
+        let mut r = restart_all(&env, port, "sock_listen", 2);
+        let out = if cycle == 1 {
+            wait_lines(&env, &mut r, "ping", 5);
+            checkpoint_and_kill(&env, port, r)
+        } else {
+            let o = r.wait(LONG * 2);
+            assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+            assert!(o.stdout_str().ends_with("done\n"), "{}", o.stdout_str());
+            o.stdout_str()
+        };
+        let t = numbers(&out, "ping");
+        assert_consecutive(&t, next, &format!("after restart {cycle}"));
+        next = t.last().unwrap() + 1;
+        for o in options(&out) {
+            assert_eq!(o, want, "options after restart {cycle}");
+        }
+    }
+    assert_eq!(next, ROUNDS + 1);
+}
+
+#[test]
+fn listener_and_options_survive_a_resumed_checkpoint() {
+    let env = Env::new("sock_listen_resume");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("sock_listen");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 150", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "ping", 5);
+    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    assert_eq!(
+        ok.code(),
+        Some(0),
+        "{}\n{}",
+        ok.describe(),
+        env.diagnostics()
+    );
+    let out = run.wait(LONG * 2);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "ping"), 1, "ping");
+    let opts = options(&stdout);
+    assert_eq!(opts.len(), 150);
+    assert!(opts.iter().all(|o| *o == opts[0]), "{stdout}");
+}
+
+/// A line-based echo server outside the computation ("ping N" -> "pong N"), one thread per
+/// connection; returns its port.
+fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                for line in BufReader::new(c).lines() {
+                    let Ok(line) = line else { return };
+                    let n = line.strip_prefix("ping ").unwrap_or("?");
+                    if writeln!(w, "pong {n}").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
+    let env = Env::new("sock_external");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let server = echo_server();
+    let prog = env.program("sock_external");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {server} 300", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 1, true, LONG);
+    wait_lines(&env, &mut run, "pong", 5);
+    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    assert_eq!(
+        ok.code(),
+        Some(0),
+        "{}\n{}",
+        ok.describe(),
+        env.diagnostics()
+    );
+    let seen = numbers(&run.stdout_so_far(), "pong").len();
+    wait_lines(&env, &mut run, "pong", seen + 10);
+    let out = checkpoint_and_kill(&env, port, run);
+    assert!(
+        !out.contains("lost"),
+        "resume touched the connection: {out}"
+    );
+    let t = numbers(&out, "pong");
+    assert_consecutive(&t, 1, "before the restart");
+
+    let o = restart_all(&env, port, "sock_external", 1).wait(LONG * 2);
+    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+    let stdout = o.stdout_str();
+    let first = stdout.lines().next().unwrap_or_default();
+    assert_eq!(first, "lost Connection reset by peer", "{stdout}");
+    assert_eq!(stdout.matches("lost").count(), 1, "{stdout}");
+    assert_consecutive(
+        &numbers(&stdout, "pong"),
+        t.last().unwrap() + 1,
+        "after the restart",
+    );
+    assert!(stdout.ends_with("pong 300\ndone\n"), "{stdout}");
+}
