@@ -276,13 +276,31 @@ impl<'a> Spread<'a> {
     /// hosts' ssh) and waits until every process runs again on `hosts`.
     pub fn restart(&mut self, args: &[&str], hosts: Vec<String>) -> crate::Spawned {
         let script = self.env.dir.join("dmtcp_restart_script.sh");
+        let cmd = self.env.cmd("sh").arg(&script).args(args);
+        self.run_script(cmd, hosts)
+    }
+
+    /// Like [`Spread::restart`], but the script runs on host `from` (logged in through ssh),
+    /// as in a batch job whose script runs on its first node.
+    pub fn restart_from(
+        &mut self,
+        from: usize,
+        args: &[&str],
+        hosts: Vec<String>,
+    ) -> crate::Spawned {
+        let script = self.env.dir.join("dmtcp_restart_script.sh");
+        let mut words = vec![quote(&script.display().to_string())];
+        words.extend(args.iter().map(|a| quote(a)));
         let cmd = self
-            .env
-            .cmd("sh")
-            .arg(&script)
-            .args(args)
+            .hosts
+            .ssh(self.env, from, &format!("exec sh {}", words.join(" ")));
+        self.run_script(cmd, hosts)
+    }
+
+    fn run_script(&mut self, cmd: Cmd, hosts: Vec<String>) -> crate::Spawned {
+        let cmd = cmd
             .env("DMTCP_REMOTE_SHELL", self.hosts.rsh())
-            // Reaches the restarts on other hosts through ssh's SendEnv DMTCP_*.
+            // Both reach the other hosts through ssh's SendEnv DMTCP_*.
             .env(
                 "DMTCP_SECRET_DIR",
                 self.env.user.home.join(".dmtcp/coordinators"),

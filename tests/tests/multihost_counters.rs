@@ -1,8 +1,8 @@
 //! One computation over three hosts (network namespaces with sshd, see tests/src/hosts.rs):
 //! a counter per host, launched through ssh and joined to the coordinator on the head node;
-//! checkpoint, kill, and restart through the generated restart script (a) on the saved hosts,
-//! (b) permuted with --hostfile, (c) all on one host with --hostfile, (d) all on the head with
-//! --local. Every counter's file must count up by one without a gap or a repeat through all of
+//! checkpoint, kill, and restart through the generated restart script (a) on the saved hosts
+//! (run on the head, then on host 1), (b) permuted with --hostfile, (c) all on one host with
+//! --hostfile, (d) all on the head with --local. Every counter's file must count up by one without a gap or a repeat through all of
 //! it, each stretch written on the host its placement names; the program checks its memory.
 
 use dmtcp_tests::Env;
@@ -56,6 +56,11 @@ fn counters_on_three_hosts_restart_in_place_permuted_on_one_host_and_locally() {
     let hf = hostfile.display().to_string();
     // (a) where they ran.
     let s = run.restart(&[], (1..=3).map(Hosts::name).collect());
+    run.wait_growth(5);
+    run.checkpoint_and_kill(vec![s]);
+    // The same, with the script run on host 1: its process starts there directly, the others
+    // through ssh from host 1.
+    let s = run.restart_from(1, &[], (1..=3).map(Hosts::name).collect());
     run.wait_growth(5);
     run.checkpoint_and_kill(vec![s]);
     // (b) saved hosts are numbered in name order: h1 -> h2, h2 -> h3, h3 -> h1.
