@@ -2,8 +2,9 @@
 //! a counter per host, launched through ssh and joined to the coordinator on the head node;
 //! checkpoint, kill, and restart through the generated restart script (a) on the saved hosts
 //! (run on the head, then on host 1), (b) permuted with --hostfile, (c) all on one host with
-//! --hostfile, (d) all on the head with --local. Every counter's file must count up by one without a gap or a repeat through all of
-//! it, each stretch written on the host its placement names; the program checks its memory.
+//! --hostfile, (d) all on the head with --local. Every counter's file must count up by one
+//! without a gap or a repeat through all of it, each stretch written on the host its placement
+//! names; the program checks its memory.
 
 use dmtcp_tests::Env;
 use dmtcp_tests::hosts::{HEAD, Hosts, Spread, quote, records, this_host};
