@@ -4,11 +4,12 @@
  *   getpgid give the same values,
  *   kill(child) reaches the child and the child's kill(getppid()) answer reaches the parent,
  *   tgkill(pid, worker tid) reaches the worker (its handler checks its own tid),
- *   waitpid(child, WNOHANG) says "running" (0),
+ *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO) is the child,
  *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
  *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
  * At the end the parent execs itself; the new program checks its pid, session, group and
- * /proc/self, then kills its child by the old pid and reaps it with waitpid.
+ * /proc/self, then kills its child by the old pid, reaps it with waitpid and checks the
+ * SIGCHLD si_pid.
  * Prints "start pid P child C worker W", "tick N real R" (R: the kernel's pid, from /proc/self/stat), "child N", "done";
  * any failed check prints "FAIL ..." and exits 3. */
 #define _GNU_SOURCE
@@ -29,6 +30,7 @@
 #define WORKER_SIG (SIGRTMIN + 2)
 
 static volatile sig_atomic_t acks, worker_pokes, child_pokes;
+static volatile pid_t ack_from, expected_sender, chld_from;
 static volatile pid_t worker_tid;
 static pid_t parent_pid, sid0, pgid0;
 
@@ -37,7 +39,21 @@ static void pause_ms(long ms) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-static void on_ack(int s) { (void)s; acks++; }
+/* SA_SIGINFO handlers: the sender's pid must be the virtual one too. */
+static void on_ack(int s, siginfo_t *si, void *uc) {
+    (void)s; (void)uc;
+    if (si->si_pid != expected_sender) ack_from = si->si_pid;
+    acks++;
+}
+static void on_chld(int s, siginfo_t *si, void *uc) { (void)s; (void)uc; chld_from = si->si_pid; }
+
+static void set_info_handler(int sig, void (*h)(int, siginfo_t *, void *)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = h;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(sig, &sa, NULL);
+}
 static void on_worker(int s) { (void)s; if (gettid() == worker_tid) worker_pokes++; }
 static void on_child(int s) {
     (void)s;
@@ -99,11 +115,15 @@ int main(int argc, char **argv) {
     pid_t pid0 = getpid();
     sid0 = getsid(0);
     pgid0 = getpgrp();
-    signal(SIGUSR2, on_ack);
+    set_info_handler(SIGUSR2, on_ack);
     signal(SIGUSR1, on_child); /* before the fork: no window where the child lacks it */
     pid_t child = fork();
     if (child == 0) child_main();
     CHECK(child > 0, "fork");
+    expected_sender = child;
+    struct sigaction cur;
+    CHECK(sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_sigaction == on_ack,
+          "sigaction does not report the program's handler");
     signal(WORKER_SIG, on_worker);
     pthread_t t;
     pthread_create(&t, NULL, worker, NULL);
@@ -128,6 +148,7 @@ int main(int argc, char **argv) {
         CHECK(kill(child, SIGUSR1) == 0, "tick %ld: kill(child)", n);
         for (int i = 0; i < 500 && acks == acks0; i++) pause_ms(1);
         CHECK(acks == acks0 + 1, "tick %ld: the child did not answer kill()", n);
+        CHECK(ack_from == 0, "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
         int st;
         pid_t w = waitpid(child, &st, WNOHANG);
         CHECK(w == 0, "tick %ld: waitpid(child) gave %d", n, w);
@@ -180,9 +201,12 @@ static int after_exec(char **argv) {
     CHECK(strcmp(buf, want) == 0, "after exec: /proc/self is %s, pid %d", buf, pid0);
     int st;
     CHECK(waitpid(child, &st, WNOHANG) == 0, "after exec: waitpid(child)");
+    set_info_handler(SIGCHLD, on_chld);
     CHECK(kill(child, SIGTERM) == 0, "kill(child, SIGTERM)");
     pid_t w = waitpid(child, &st, 0);
     CHECK(w == child && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "reaping the child: %d", w);
+    for (int i = 0; i < 500 && chld_from == 0; i++) pause_ms(1);
+    CHECK(chld_from == child, "SIGCHLD si_pid %d, child %d", chld_from, child);
     printf("done\n");
     return 0;
 }

@@ -3,7 +3,7 @@
 //!
 //! ```ignore
 //! fn body(mode: PidMode) { ... launch_in_pid_namespace_mode(&env, port, mode, prog) ... }
-//! dmtcp_tests::both_pid_modes!(my_case, body);   // my_case::namespace, my_case::virtual_ids
+//! dmtcp_tests::both_pid_modes!(body);   // body::namespace, body::virtual_ids
 //! ```
 
 use crate::{Cmd, Env};
@@ -52,9 +52,13 @@ pub fn launch_in_mode(env: &Env, port: u16, mode: PidMode, program_and_args: &st
     }
 }
 
-/// Two `#[test]`s, `$name::namespace` and `$name::virtual_ids`, running `$body(mode)`.
+/// Two `#[test]`s, `$name::namespace` and `$name::virtual_ids`, running `$body(mode)`;
+/// `$name` defaults to `$body` (a module and a function may share a name).
 #[macro_export]
 macro_rules! both_pid_modes {
+    ($body:ident) => {
+        $crate::both_pid_modes!($body, $body);
+    };
     ($name:ident, $body:ident) => {
         mod $name {
             #[test]

@@ -1,21 +1,21 @@
 //! A process tree: parent and child are checkpointed together and restarted by one
-//! `dmtcp_restart` as parent and child again, with their pids (pid namespace), session and
+//! `dmtcp_restart` as parent and child again, with their pids (exact in a pid namespace, or virtual), session and
 //! process group; the parent can still wait for and reap its child
 //! (tests/programs/ckpt_family.c).
 
 use dmtcp_tests::Env;
+use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 
-#[test]
-fn parent_and_child_come_back_as_a_family() {
-    let env = Env::new("ckpt_family");
+fn parent_and_child_come_back_as_a_family(mode: PidMode) {
+    let env = Env::new(&format!("ckpt_family_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_family");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 60", prog.display()));
+    let cmd = launch_in_mode(&env, port, mode, &format!("{} 60", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 2, true, LONG);
     wait_lines(&env, &mut run, "tick", 5);
@@ -53,3 +53,6 @@ fn parent_and_child_come_back_as_a_family() {
         "{stdout}"
     );
 }
+
+// Each case under both id strategies (DESIGN.md §5): `<case>::namespace`, `<case>::virtual_ids`.
+both_pid_modes!(parent_and_child_come_back_as_a_family);

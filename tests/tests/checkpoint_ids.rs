@@ -1,20 +1,22 @@
-//! Exact ids: a computation started in its own user+pid namespace (`DMTCP_PID_NAMESPACE=1`) is
-//! restarted in a new namespace with the same pid and tids (clone3 `set_tid`), so cached ids
-//! and glibc's `pthread_kill` keep working (tests/programs/ckpt_ids.c checks both).
+//! Ids after restart, in both strategies: a computation started in its own user+pid namespace
+//! (`DMTCP_PID_NAMESPACE=1`) is restarted in a new namespace with the same pid and tids (clone3
+//! `set_tid`); with `--pid-mode=virtual` it gets new ones and the runtime translates. Either
+//! way cached ids and glibc's `pthread_kill` keep working (tests/programs/ckpt_ids.c checks
+//! both).
 
 use dmtcp_tests::Env;
+use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 
-#[test]
-fn pid_and_tids_are_exact_in_a_pid_namespace() {
-    let env = Env::new("ckpt_ids");
+fn pid_and_tids_come_back(mode: PidMode) {
+    let env = Env::new(&format!("ckpt_ids_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_ids");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 50", prog.display()));
+    let cmd = launch_in_mode(&env, port, mode, &format!("{} 50", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers_of(port, 1, &mut run);
     wait_lines(&env, &mut run, "tick", 5);
@@ -41,3 +43,6 @@ fn pid_and_tids_are_exact_in_a_pid_namespace() {
     assert!(stdout.contains(&format!("tick 50 pid {pid}\n")), "{stdout}");
     assert!(stdout.ends_with("done\n"), "{stdout}");
 }
+
+// Each case under both id strategies (DESIGN.md §5): `<case>::namespace`, `<case>::virtual_ids`.
+both_pid_modes!(pid_and_tids_come_back);

@@ -6,10 +6,11 @@
 //! the writer's stdout and the reader's stdin (fds the restart would otherwise take from the
 //! restart command), and all three shells also share a FIFO.
 
+use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::{Env, Spawned};
 
 /// More than a full pipe (64 KiB holds 7281 records) beyond what the child reads before the
@@ -26,22 +27,27 @@ fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
     env.spawn(&restart)
 }
 
-/// Starts `program args` under `dmtcp_launch` in a new user and pid namespace (the restart
-/// rebuilds the process tree with the same pids) and waits for `peers` processes.
-fn launch_tree(env: &Env, port: u16, program: &str, peers: u32) -> Spawned {
-    let cmd = launch_in_pid_namespace(env, port, program);
+/// Starts `program args` under `dmtcp_launch` (in a new user and pid namespace for exact ids;
+/// the restart rebuilds the process tree with the same pids) and waits for `peers` processes.
+fn launch_tree(env: &Env, port: u16, mode: PidMode, program: &str, peers: u32) -> Spawned {
+    let cmd = launch_in_mode(env, port, mode, program);
     let run = env.spawn(&cmd);
     env.wait_peers(port, peers, true, LONG);
     run
 }
 
-#[test]
-fn pipe_between_parent_and_child_survives_two_cycles() {
-    let env = Env::new("ckpt_pipe");
+fn pipe_between_parent_and_child_survives_two_cycles(mode: PidMode) {
+    let env = Env::new(&format!("ckpt_pipe_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_pipe");
-    let mut run = launch_tree(&env, port, &format!("{} {RECORDS}", prog.display()), 2);
+    let mut run = launch_tree(
+        &env,
+        port,
+        mode,
+        &format!("{} {RECORDS}", prog.display()),
+        2,
+    );
     wait_lines(&env, &mut run, "recv", 5);
     let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
     assert_consecutive(&t, 1, "before the first checkpoint");
@@ -97,9 +103,8 @@ echo "status $?"
 /// Lines of the pipeline: a full pipe (~11,000 lines of 6 bytes) stays ahead of the reader.
 const LINES: u64 = 16000;
 
-#[test]
-fn shell_pipeline_survives_two_cycles() {
-    let env = Env::new("ckpt_pipe_shell");
+fn shell_pipeline_survives_two_cycles(mode: PidMode) {
+    let env = Env::new(&format!("ckpt_pipe_shell_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let script = env.dir.path().join("pipeline.sh");
@@ -114,7 +119,7 @@ fn shell_pipeline_survives_two_cycles() {
     make_usable(&script);
     let prog = format!("bash {} {LINES} {}", script.display(), fifo.display());
     // The launched shell and its two subshells.
-    let mut run = launch_tree(&env, port, &prog, 3);
+    let mut run = launch_tree(&env, port, mode, &prog, 3);
     wait_lines(&env, &mut run, "recv", 5);
     let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
     assert_consecutive(&t, 1, "before the first checkpoint");
@@ -151,3 +156,7 @@ fn make_usable(p: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
+
+// Each case under both id strategies (DESIGN.md §5): `<case>::namespace`, `<case>::virtual_ids`.
+both_pid_modes!(pipe_between_parent_and_child_survives_two_cycles);
+both_pid_modes!(shell_pipeline_survives_two_cycles);

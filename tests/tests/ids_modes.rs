@@ -86,4 +86,4 @@ fn ids_survive_two_restarts(mode: PidMode) {
     }
 }
 
-dmtcp_tests::both_pid_modes!(ids_survive_two_restarts_in, ids_survive_two_restarts);
+dmtcp_tests::both_pid_modes!(ids_survive_two_restarts);

@@ -50,8 +50,8 @@ pub unsafe extern "C" fn sigaction(
         }
         return 0;
     }
-    // SAFETY: forwarding.
-    unsafe { real_sigaction(sig, act, old) }
+    // SAFETY: forwarding; SA_SIGINFO handlers get virtual sender pids (vids/siginfo.rs).
+    unsafe { crate::vids::siginfo::sigaction(sig, act, old, real_sigaction) }
 }
 
 /// # Safety

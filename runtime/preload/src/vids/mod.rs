@@ -6,7 +6,7 @@
 //! gives every process and thread new real ids: each process publishes its (virtual, new
 //! real) pairs in the coordinator's key-value store before `DMT:RESTART` and reads everyone's
 //! after it ([`sync`]); from then on the wrappers ([`wrappers`], [`syscall`],
-//! [`proc_paths`]) translate in every call that takes or returns an id.
+//! [`proc_paths`], [`siginfo`]) translate in every call that takes or returns an id.
 //!
 //! glibc keeps the real tid in each thread descriptor (`pthread_kill`, `raise` use it through
 //! internal system calls); the restart recreates threads with `CLONE_PARENT_SETTID` on that
@@ -17,6 +17,7 @@
 //! the kernel hands out again belonged to a task that is gone and is dropped.
 
 pub mod proc_paths;
+pub mod siginfo;
 pub mod sync;
 pub mod syscall;
 pub mod table;
