@@ -102,7 +102,7 @@ done
 
 # Ready when every sshd accepts TCP connections.
 for i in $(seq 1 "$N"); do
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     if timeout 1 bash -c "exec 3<>/dev/tcp/$NET.$((10 + i))/22" 2>/dev/null; then continue 2; fi
     sleep 0.05
   done
