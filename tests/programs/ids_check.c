@@ -7,7 +7,8 @@
  *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO) is the child,
  *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
  *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
- * At the end the parent execs itself; the new program checks its pid, session, group and
+ * With "burst" as second argument the parent then forks BURST short-lived children (see
+ * fork_burst). At the end the parent execs itself; the new program checks its pid, session, group and
  * /proc/self, then kills its child by the old pid, reaps it with waitpid and checks the
  * SIGCHLD si_pid.
  * Prints "start pid P child C worker W", "tick N real R" (R: the kernel's pid, from /proc/self/stat), "child N", "done";
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #define WORKER_SIG (SIGRTMIN + 2)
+#define BURST 120
 
 static volatile sig_atomic_t acks, worker_pokes, child_pokes;
 static volatile pid_t ack_from, expected_sender, chld_from;
@@ -107,6 +109,37 @@ static void child_main(void) {
 
 static int after_exec(char **argv);
 
+/* New children after a restart: each must get a pid that names nobody else of the computation
+ * (its getpid() equals what fork returned, and waitpid by that pid reaps it, not an old
+ * process of the same virtual pid). */
+static void fork_burst(pid_t pid0, pid_t child, pid_t wtid) {
+    for (int i = 0; i < BURST; i++) {
+        int fds[2];
+        CHECK(pipe(fds) == 0, "pipe");
+        pid_t p = fork();
+        if (p == 0) {
+            pid_t me = getpid();
+            ssize_t w = write(fds[1], &me, sizeof me);
+            _exit(w == sizeof me ? 7 : 8);
+        }
+        CHECK(p > 0, "burst fork %d", i);
+        pid_t reported = 0;
+        CHECK(read(fds[0], &reported, sizeof reported) == sizeof reported, "burst read %d", i);
+        close(fds[0]);
+        close(fds[1]);
+        CHECK(reported == p, "burst %d: fork gave %d, the child says %d", i, p, reported);
+        CHECK(p != pid0 && p != child && p != wtid, "burst %d: new child got pid %d in use", i, p);
+        int st = 0;
+        pid_t w = 0;
+        for (int k = 0; k < 2000 && w == 0; k++) {
+            w = waitpid(p, &st, WNOHANG);
+            if (w == 0) pause_ms(1);
+        }
+        CHECK(w == p && WIFEXITED(st) && WEXITSTATUS(st) == 7, "burst %d: waitpid(%d) gave %d", i, p, w);
+    }
+    printf("burst %d\n", BURST);
+}
+
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "exec") == 0) return after_exec(argv);
     long limit = argc > 1 ? atol(argv[1]) : 1000000;
@@ -178,6 +211,7 @@ int main(int argc, char **argv) {
         printf("tick %ld real %ld\n", n, real_pid());
         pause_ms(10);
     }
+    if (argc > 2 && strcmp(argv[2], "burst") == 0) fork_burst(pid0, child, wtid);
     /* The same program again through exec: its ids and its child must still be the same. */
     char a1[16], a2[16], a3[16], a4[16];
     snprintf(a1, sizeof a1, "%d", pid0);

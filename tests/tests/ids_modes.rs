@@ -15,7 +15,7 @@ use dmtcp_tests::engine_support::{
     LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
 use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
-use dmtcp_tests::{Env, Spawned};
+use dmtcp_tests::{Cmd, Env, Spawned};
 
 const TICKS: u64 = 300;
 
@@ -87,3 +87,79 @@ fn ids_survive_two_restarts(mode: PidMode) {
 }
 
 dmtcp_tests::both_pid_modes!(ids_survive_two_restarts);
+
+/// `sh -c "<script>"` in a fresh user+pid namespace whose next pid is `last_pid + 1` (the
+/// shell keeps the namespace's capabilities, so it may set `ns_last_pid`; the user stays the
+/// same, as the coordinator requires).
+fn numbered_namespace(env: &Env, last_pid: u32, script: &str) -> Cmd {
+    env.cmd("unshare")
+        .args([
+            "--user",
+            "--map-current-user",
+            "--keep-caps",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "echo {last_pid} > /proc/sys/kernel/ns_last_pid && {script}; exit $?"
+        ))
+}
+
+/// Virtual ids where every number is taken: the computation is launched in a namespace
+/// numbering from 101, and restarted (virtual mode) in another one numbering from 31, so the
+/// restored tasks' real ids are other tasks' virtual ids, and the 120 children the program
+/// forks after the restart walk through real pids 101..: each of those is a virtual pid in
+/// use, which `fork` must skip (the program checks each child's pid against its known ids,
+/// its getpid() against fork's answer, and reaps it by that pid).
+#[test]
+fn virtual_ids_survive_a_crowded_restart() {
+    let env = Env::new("ids_crowded");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ids_check");
+    let launch = numbered_namespace(
+        &env,
+        100,
+        &format!(
+            "{} --join-coordinator --coord-port {port} --pid-mode=virtual {} 200 burst",
+            env.tools.path("dmtcp_launch").display(),
+            prog.display()
+        ),
+    );
+    let mut run = env.spawn(&launch);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, 1, "the launched program");
+    assert!(out.contains("start pid 101 "), "{out}");
+
+    let imgs = images(env.dir.path(), "ids_check");
+    assert_eq!(imgs.len(), 2, "{imgs:?}");
+    let paths: Vec<String> = imgs.iter().map(|p| p.display().to_string()).collect();
+    let restart = numbered_namespace(
+        &env,
+        30,
+        &format!(
+            "{} --join-coordinator --coord-port {port} {}",
+            env.tools.path("dmtcp_restart").display(),
+            paths.join(" ")
+        ),
+    );
+    let o = env.spawn(&restart).wait(LONG * 2);
+    let stdout = o.stdout_str();
+    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+    assert_consecutive(
+        &numbers(&stdout, "tick"),
+        t.last().unwrap() + 1,
+        "after the restart",
+    );
+    assert!(real_pids(&stdout).iter().all(|&p| p < 101), "{stdout}");
+    assert!(
+        stdout.contains("burst 120\n") && stdout.ends_with("done\n"),
+        "{stdout}"
+    );
+}
