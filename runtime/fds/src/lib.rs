@@ -36,6 +36,9 @@ pub struct SaveOptions {
     /// elected leader): their data is neither drained nor saved here, so it is not refilled
     /// twice at restart.
     pub skip_drain: Vec<u64>,
+    /// pts numbers of ptys whose bytes in flight another process (the one leading the pty)
+    /// saves.
+    pub skip_pty_data: Vec<u32>,
 }
 
 /// Whether a settings variable is set to a true value ("1", "yes", "true").

@@ -155,7 +155,7 @@ fn save_one(
         Class::Epoll => FdObject::Epoll(epoll::save(d)?),
         Class::Inotify => FdObject::Inotify(inotify::save(d, opts)?),
         Class::Memfd => FdObject::Memfd(memfd::save(d, memfds)?),
-        Class::PtyMaster => FdObject::PtyMaster(pty::save_master(d)?),
+        Class::PtyMaster => FdObject::PtyMaster(pty::save_master(d, opts)?),
         Class::PtySlave => FdObject::PtySlave(pty::save_slave(d)?),
         Class::Socket => FdObject::Socket(socket::save(d)?),
         Class::Unsupported { what, hint } => {
@@ -397,7 +397,13 @@ impl std::fmt::Display for FdEntry {
                 "memfd {:?}, size {}, seals {:#x}",
                 s.name, s.size, s.seals
             ),
-            FdObject::PtyMaster(s) => write!(f, "pty master (was pts {})", s.index),
+            FdObject::PtyMaster(s) => write!(
+                f,
+                "pty master (was pts {}), {} bytes to the slave, {} to the master in flight",
+                s.index,
+                s.to_slave.len(),
+                s.to_master.len()
+            ),
             FdObject::PtySlave(s) => write!(f, "pty slave {}", s.path),
             FdObject::Socket(s) => write!(
                 f,

@@ -1,6 +1,15 @@
 //! Pseudo-terminals: masters are reopened with posix_openpt and get back their termios,
-//! window size and lock state; slaves follow their master. Data in flight is not kept, and the
-//! controlling terminal is process-tree work.
+//! window size, lock state and the bytes in flight in both directions; slaves follow their
+//! master. The controlling terminal is the runtime's work (restart side).
+//!
+//! Bytes in flight are read at save time through a slave description opened for the purpose
+//! (the program's side: what it has not read yet, read in non-canonical mode so a partly typed
+//! line comes too) and through the master (what the program wrote to its terminal and the
+//! master holder has not read), then written back at once so the running program loses
+//! nothing, and again at restore. Writing back goes through the line discipline, so it is done
+//! with echo, signals, input translation and output post-processing off; a partly typed
+//! canonical line comes back as a complete line (the kernel pushes pending input when
+//! canonical mode is turned back on).
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -64,6 +73,10 @@ pub struct MasterState {
     pub termios: Termios,
     /// rows, cols, xpixel, ypixel.
     pub winsize: (u16, u16, u16, u16),
+    /// Bytes written to the master that the slave side has not read.
+    pub to_slave: Vec<u8>,
+    /// Bytes written to the slave that the master side has not read.
+    pub to_master: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +86,7 @@ pub struct SlaveState {
     pub flags: i32,
 }
 
-pub fn save_master(d: &FdDesc) -> Result<MasterState> {
+pub fn save_master(d: &FdDesc, opts: &crate::SaveOptions) -> Result<MasterState> {
     let fd = d.fd;
     let index =
         sys::ioctl_get_int(fd, libc::TIOCGPTN).map_err(FdError::sys(fd, "TIOCGPTN"))? as u32;
@@ -81,13 +94,148 @@ pub fn save_master(d: &FdDesc) -> Result<MasterState> {
         sys::ioctl_get_int(fd, libc::TIOCGPTLCK).map_err(FdError::sys(fd, "TIOCGPTLCK"))? != 0;
     let termios = Termios::from_raw(&sys::tcgetattr(fd).map_err(FdError::sys(fd, "tcgetattr"))?);
     let w = sys::get_winsize(fd).map_err(FdError::sys(fd, "TIOCGWINSZ"))?;
+    let (to_slave, to_master) = if locked || opts.skip_pty_data.contains(&index) {
+        (Vec::new(), Vec::new())
+    } else {
+        queues::drain_and_refill(fd).map_err(FdError::sys(fd, "pty data"))?
+    };
     Ok(MasterState {
         index,
         locked,
         flags: d.flags(),
         termios,
         winsize: (w.ws_row, w.ws_col, w.ws_xpixel, w.ws_ypixel),
+        to_slave,
+        to_master,
     })
+}
+
+/// The bytes in flight in a pty (see the module doc).
+mod queues {
+    use std::io;
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::time::{Duration, Instant};
+
+    use crate::sys;
+
+    /// How long the line discipline gets to take written-back bytes (it works asynchronously).
+    const SETTLE: Duration = Duration::from_millis(500);
+
+    fn open_slave(master: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+        let path = sys::ptsname(master)?;
+        sys::open(
+            &path,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            0,
+        )
+    }
+
+    fn pending(fd: RawFd) -> io::Result<usize> {
+        Ok(sys::ioctl_get_int(fd, libc::FIONREAD)?.max(0) as usize)
+    }
+
+    /// Reads the `n` bytes `fd` has ready (never blocks: exactly what FIONREAD said).
+    fn take(fd: RawFd, mut n: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        let mut buf = [0u8; 4096];
+        while n > 0 {
+            let got = sys::read(fd, &mut buf[..n.min(4096)])?;
+            if got == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..got]);
+            n -= got;
+        }
+        Ok(out)
+    }
+
+    /// Waits until `fd` has at least `n` bytes to read (the line discipline took them).
+    fn settle(fd: RawFd, n: usize) -> io::Result<()> {
+        let end = Instant::now() + SETTLE;
+        while pending(fd)? < n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+        let end = Instant::now() + SETTLE;
+        while !data.is_empty() {
+            match sys::write(fd, data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Non-canonical, no echo, no signals, no translation either way: bytes pass as they are.
+    fn transparent(t: &libc::termios) -> libc::termios {
+        let mut r = *t;
+        r.c_lflag &= !(libc::ICANON | libc::ECHO | libc::ECHONL | libc::ISIG | libc::IEXTEN);
+        r.c_iflag &= !(libc::ICRNL
+            | libc::INLCR
+            | libc::IGNCR
+            | libc::IXON
+            | libc::ISTRIP
+            | libc::BRKINT
+            | libc::PARMRK);
+        r.c_oflag &= !libc::OPOST;
+        r.c_cc[libc::VMIN] = 0;
+        r.c_cc[libc::VTIME] = 0;
+        r
+    }
+
+    /// Writes the queues back: `to_slave` through the master, `to_master` through `slave`.
+    fn refill(
+        master: RawFd,
+        slave: RawFd,
+        t: &libc::termios,
+        to_slave: &[u8],
+        to_master: &[u8],
+    ) -> io::Result<()> {
+        let had = pending(slave)?;
+        let had_m = pending(master)?;
+        write_all(master, to_slave)?;
+        settle(slave, had + to_slave.len())?;
+        write_all(slave, to_master)?;
+        settle(master, had_m + to_master.len())?;
+        sys::tcsetattr(slave, t)
+    }
+
+    /// Save side, program frozen: takes the bytes in flight and puts them back.
+    pub fn drain_and_refill(master: RawFd) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        let slave = open_slave(master)?;
+        let s = slave.as_raw_fd();
+        let t = sys::tcgetattr(s)?;
+        sys::tcsetattr(s, &transparent(&t))?;
+        let to_slave = take(s, pending(s)?)?;
+        let to_master = take(master, pending(master)?)?;
+        if to_slave.is_empty() && to_master.is_empty() {
+            sys::tcsetattr(s, &t)?;
+        } else {
+            refill(master, s, &t, &to_slave, &to_master)?;
+        }
+        Ok((to_slave, to_master))
+    }
+
+    /// Restore side: the new pty gets the saved bytes, with termios `t` afterwards.
+    pub fn restore(
+        master: RawFd,
+        t: &libc::termios,
+        to_slave: &[u8],
+        to_master: &[u8],
+    ) -> io::Result<()> {
+        if to_slave.is_empty() && to_master.is_empty() {
+            return Ok(());
+        }
+        let slave = open_slave(master)?;
+        sys::tcsetattr(slave.as_raw_fd(), &transparent(t))?;
+        refill(master, slave.as_raw_fd(), t, to_slave, to_master)
+    }
 }
 
 pub fn save_slave(d: &FdDesc) -> Result<SlaveState> {
@@ -120,6 +268,10 @@ pub fn restore_master(
         sys::set_pty_lock(raw, false).map_err(FdError::sys(target, "unlockpt"))?;
     }
     sys::tcsetattr(raw, &s.termios.to_raw()).map_err(FdError::sys(target, "tcsetattr"))?;
+    if !s.locked {
+        queues::restore(raw, &s.termios.to_raw(), &s.to_slave, &s.to_master)
+            .map_err(FdError::sys(target, "pty data"))?;
+    }
     let (ws_row, ws_col, ws_xpixel, ws_ypixel) = s.winsize;
     sys::set_winsize(
         raw,

@@ -37,13 +37,15 @@ pub fn capture(generation: u32) -> Result<(), FdsError> {
         }
     };
     let mut opts = dmtcp_fds::SaveOptions::from_env();
-    opts.skip_drain = match shared_fds::elect(generation, &fds) {
-        Ok(skip) => skip,
+    let not_mine = match shared_fds::elect(generation, &fds) {
+        Ok(n) => n,
         Err(e) => {
             sockets::absent().map_err(SocketError::from)?;
             return Err(e.into());
         }
     };
+    opts.skip_drain = not_mine.pipes;
+    opts.skip_pty_data = not_mine.ptys;
     // Sockets between processes of the computation are drained (and refilled at resume).
     sockets::checkpoint(generation, &fds)?;
     let table = dmtcp_fds::save_fds(&fds, &opts)?;

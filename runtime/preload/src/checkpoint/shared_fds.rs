@@ -113,10 +113,19 @@ fn pipes_held(fds: &[RawFd]) -> Result<BTreeMap<u64, (bool, bool)>, SharedError>
     Ok(held)
 }
 
-/// Checkpoint side: elects a leader for every pipe/FIFO held by several processes and returns
-/// the inodes whose data this process must not save. Every process of the computation calls
+/// What this process must not save because another process saves it.
+#[derive(Debug, Default)]
+pub struct NotMine {
+    /// Pipe and FIFO inodes (their data).
+    pub pipes: Vec<u64>,
+    /// pts numbers of ptys led elsewhere (their bytes in flight).
+    pub ptys: Vec<u32>,
+}
+
+/// Checkpoint side: elects a leader for every pipe/FIFO, description and pty held by several
+/// processes and returns what this process must not save. Every process of the computation calls
 /// it (or [`elect_absent`]) once per checkpoint, while frozen.
-pub fn elect(generation: u32, fds: &[RawFd]) -> Result<Vec<u64>, SharedError> {
+pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
     let (me, comp) = identity();
     // SAFETY: a plain query of our pid (the one kcmp understands).
     let pid = unsafe { libc::getpid() };
@@ -179,11 +188,20 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<Vec<u64>, SharedError> {
             others,
         });
     }
-    let skip = shared
-        .iter()
-        .filter(|s| s.leader != me)
-        .map(|s| s.inode)
-        .collect();
+    let skip = NotMine {
+        pipes: shared
+            .iter()
+            .filter(|s| s.leader != me)
+            .map(|s| s.inode)
+            .collect(),
+        ptys: recvs
+            .iter()
+            .filter_map(|r| match r.key {
+                desc::Key::Pty { index, .. } => Some(index),
+                desc::Key::Desc { .. } => None,
+            })
+            .collect(),
+    };
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
         generation,
