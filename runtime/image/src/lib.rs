@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod reader;
 pub mod region;
 pub mod source;
+pub mod sysv_ipc;
 pub mod writer;
 
 pub use chain::{PARENTS_SECTION, ParentImage};

@@ -20,10 +20,12 @@ mod fds;
 mod forked;
 mod layout;
 mod maps;
+mod posix_timers;
 mod process;
 pub mod restart;
 mod shared_fds;
 mod sockets;
+mod sysv;
 mod sigwrap;
 pub(crate) mod threads;
 mod write;
@@ -343,6 +345,8 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError
     process::capture(sig);
     capture_thread_pending(sig);
     fds::capture(order.generation).map_err(|e| CkptError::Fds(e.to_string()))?;
+    // After the fd election's barrier every process is frozen: IPC objects hold still.
+    capture_ipc();
     // With --kcheckpoint the program must not run past its image: write in-process.
     FORK_THIS.store(
         !order.kill_after && forked_writes_enabled(),
@@ -366,6 +370,18 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError
         .ok_or(CkptError::NoResult)?
         .map(Outcome::Written)
         .map_err(Into::into)
+}
+
+/// POSIX timers (kept in memory) and SysV IPC objects (an image section of their own).
+fn capture_ipc() {
+    posix_timers::capture();
+    let maps = maps::read_self().unwrap_or_default();
+    if let Some(bytes) = sysv::capture(&maps)
+        && let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+    {
+        job.sections
+            .push((dmtcp_image::sysv_ipc::SYSV_IPC_SECTION.to_string(), bytes));
+    }
 }
 
 /// `DMTCP_FORKED_CHECKPOINT=0` writes images in-process (the program waits for the write).
@@ -588,6 +604,16 @@ fn after_restart() -> Result<(), SessionError> {
         // SAFETY: ends the restarted process; nothing of it has run yet.
         unsafe { libc::_exit(1) };
     }
+    if let Err(e) = sysv::reattach() {
+        crate::error!("cannot restart: {e}");
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    if let Err(e) = posix_timers::restore() {
+        crate::error!("cannot restart: {e}");
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
     // Resource limits last: a lowered RLIMIT_NOFILE would stop the fd restore from using
     // numbers above it.
     process::apply_rlimits();
@@ -595,6 +621,7 @@ fn after_restart() -> Result<(), SessionError> {
     let r = crate::vids::sync::publish().and_then(|_| session::barrier("DMT:RESTART"));
     let r = r.and_then(|n| crate::vids::sync::collect().map(|_| n));
     if r.is_ok() {
+        sysv::remove_again();
         // Every process is back: plugins may use barriers and the key-value store.
         plugin::dispatch_checkpoint(Event::Restart, generation);
     }

@@ -10,6 +10,7 @@ mod hole;
 mod images;
 mod shm;
 mod stage;
+mod sysv;
 mod tree;
 
 use clap::{ArgAction, Parser};
@@ -175,9 +176,17 @@ fn main() {
         num_peers,
         exact,
     };
+    let ipc = sysv::collect(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
+    if !ipc.is_empty() && !exact {
+        die(1, sysv::SysvError::NoNamespace);
+    }
     let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {
         dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
+        if !ipc.is_empty() {
+            let all: Vec<&images::Checked> = slots.iter().flatten().collect();
+            sysv::recreate(&ipc, &all).unwrap_or_else(|e| die(1, e));
+        }
         // We are pid 1 of the new namespace: every root gets its own pid, the last one is
         // waited for by this init.
         let n = tree.roots.len();

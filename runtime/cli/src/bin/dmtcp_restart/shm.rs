@@ -22,9 +22,13 @@ pub enum ShmError {
     Image(#[from] ImageError),
 }
 
-/// A region of shared anonymous memory or of a memfd (not SysV, which has its own keys).
+/// A region of shared anonymous memory, of a memfd or of an unlinked POSIX shm segment (not
+/// SysV, which has its own keys).
 pub fn is_shared_object(m: &RegionMeta) -> bool {
-    m.flags.has(RegionFlags::SHARED) && m.flags.has(RegionFlags::SHMEM) && m.inode != 0
+    let unlinked_posix_shm = m.path.starts_with("/dev/shm/") && m.path.ends_with(" (deleted)");
+    m.flags.has(RegionFlags::SHARED)
+        && (m.flags.has(RegionFlags::SHMEM) || unlinked_posix_shm)
+        && m.inode != 0
 }
 
 pub fn key(m: &RegionMeta) -> (u64, u64) {

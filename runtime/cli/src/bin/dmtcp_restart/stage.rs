@@ -203,11 +203,13 @@ fn open_backing_file(meta: &dmtcp_image::RegionMeta) -> (i32, bool) {
     use std::os::unix::fs::MetadataExt;
     let p = &meta.path;
     let special = ["/dev/", "/memfd:", "/SYSV", "/proc/", "/sys/"];
+    // POSIX shared memory (`shm_open`) is a plain file on the /dev/shm tmpfs.
+    let posix_shm = p.starts_with("/dev/shm/");
     if !p.starts_with('/')
         || p.ends_with(" (deleted)")
         || meta.inode == 0
         || meta.flags.has(RegionFlags::ANONYMOUS)
-        || special.iter().any(|s| p.starts_with(s))
+        || (!posix_shm && special.iter().any(|s| p.starts_with(s)))
     {
         return (-1, false);
     }

@@ -1,0 +1,77 @@
+//! Shared memory between processes over two checkpoint/kill/restart cycles: `MAP_SHARED`
+//! mappings of a regular file, of a named POSIX shm segment and of an unlinked one
+//! (tests/programs/ipc_shmfile.c), and SysV shared memory, semaphores and message queues
+//! (tests/programs/ipc_sysv.c). Each program's parent fails as soon as its child's writes stop
+//! reaching it or a value differs from what it expects.
+
+use dmtcp_tests::Env;
+use dmtcp_tests::coverage_support::{build, s};
+use dmtcp_tests::engine_support::{
+    LONG, assert_consecutive, checkpoint_and_kill, numbers, wait_lines,
+};
+use dmtcp_tests::process::Cmd;
+
+/// Launches `launch` (a computation of `peers` processes), then twice: waits for 5 more
+/// "tick N" lines, checkpoints with --kcheckpoint and restarts the newest generation. Returns
+/// the stdout of the last run, which must end with "done" and continue the ticks by one.
+pub fn family_cycles(env: &Env, port: u16, launch: Cmd, peers: u32) -> String {
+    let mut run = env.spawn(&launch);
+    env.wait_peers(port, peers, true, LONG);
+    let mut next = 1;
+    for cycle in 0..2 {
+        wait_lines(env, &mut run, "tick", 5);
+        let t = numbers(&checkpoint_and_kill(env, port, run), "tick");
+        assert_consecutive(&t, next, &format!("run {cycle}"));
+        next = t.last().unwrap() + 1;
+        let restart = env
+            .tool("dmtcp_restart")
+            .args(["--join-coordinator", "--coord-port", &port.to_string()])
+            .arg("--restartdir")
+            .arg(env.dir.path());
+        run = env.spawn(&restart);
+        env.wait_peers(port, peers, true, LONG);
+    }
+    let out = run.wait(LONG);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "the last restarted run failed: {}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "tick"), next, "the last restarted run");
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+    stdout
+}
+
+#[test]
+fn shared_file_and_posix_shm_stay_shared() {
+    let env = Env::new("ipc_shmfile");
+    let prog = build(&env, "ipc_shmfile", &[]);
+    let coord = env.coordinator(&[]);
+    let suffix = format!("{}", std::process::id());
+    let launch = env.launch_joined(coord.port, [s(&prog), "150", &suffix]);
+    let out = family_cycles(&env, coord.port, launch, 2);
+    assert!(out.contains("tick 150\n"), "{out}");
+    let disk = std::fs::read(env.dir.join("ipc_shared.dat")).unwrap();
+    assert_eq!(disk.len(), 4096);
+    // The stop flag the parent wrote through its mapping reached the file.
+    assert_eq!(i32::from_ne_bytes(disk[8..12].try_into().unwrap()), 1);
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/ipc_shmfile_{suffix}")).exists(),
+        "the program's shm_unlink at the end did not reach /dev/shm"
+    );
+}
+
+#[test]
+fn sysv_shm_semaphores_and_queues_survive_two_restarts() {
+    let env = Env::new("ipc_sysv");
+    let prog = build(&env, "ipc_sysv", &[]);
+    let coord = env.coordinator(&[]);
+    // A key of our own: other tests may run SysV programs in the same IPC namespace.
+    let key = format!("{}", 0x4000_0000 | (std::process::id() & 0xffff) << 8);
+    let launch = env.launch_joined(coord.port, [s(&prog), "150", &key]);
+    let out = family_cycles(&env, coord.port, launch, 2);
+    assert!(out.contains("tick 150\n"), "{out}");
+}
