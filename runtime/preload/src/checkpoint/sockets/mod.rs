@@ -49,6 +49,8 @@ const DB: &str = "dmtcp:sockets";
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the checkpoint waits for TCP send queues to empty.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The send buffer of a UNIX socket during the echo (capped by net.core.wmem_max).
+const ECHO_SNDBUF: i32 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -433,8 +435,19 @@ fn refill_all(socks: &[Sock], restart: bool) {
         .iter()
         .filter(|s| matches!(s.role, Role::Pair { .. }))
         .collect();
+    // The echo briefly holds both the requests and the echoed data in a UNIX socket's send
+    // allowance: give it room, then set the old size back. (TCP: never touched, setting it
+    // would turn off the kernel's autotuning.)
+    let mut sndbuf = Vec::new();
     for s in &pairs {
-        let _ = sys::set_nonblocking(fd_of(s), true);
+        let fd = fd_of(s);
+        let _ = sys::set_nonblocking(fd, true);
+        if s.domain == libc::AF_UNIX
+            && let Ok(old) = sys::get_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)
+        {
+            let _ = sys::set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, ECHO_SNDBUF);
+            sndbuf.push((fd, old));
+        }
     }
     let jobs: Vec<refill::Job> = pairs
         .iter()
@@ -446,6 +459,10 @@ fn refill_all(socks: &[Sock], restart: bool) {
         .collect();
     for w in refill::echo(&jobs, TIMEOUT) {
         crate::warn!("socket data could not be put back: {w}");
+    }
+    for (fd, old) in sndbuf {
+        // The kernel doubles what is set.
+        let _ = sys::set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, old / 2);
     }
     for s in socks
         .iter()
@@ -505,7 +522,9 @@ pub fn restart(table: Option<&FdTable>, report: Option<&RestoreReport>) -> Resul
     b.hand_over(&plan);
     b.receive(&plan)?;
     b.install(&plan, table)?;
+    crate::debug!("sockets: {} reconnected; refilling", plan.socks.len());
     refill_all(&plan.socks, true);
+    crate::debug!("sockets: refilled");
     for s in plan.socks.iter().filter(|s| drains(s)) {
         let _ = sys::set_fl(s.fd, s.flags);
     }
