@@ -20,6 +20,8 @@ need_pkgs=(build-essential python3 perl procps iproute2 util-linux passwd postgr
 # openssh: the multi-host tests run sshd on fake hosts (tests/hosts/up.sh; no system sshd is
 # started or configured).
 need_pkgs+=(openssh-server openssh-client)
+# The terminal tests (tests/tests/tty_*.rs): `script` (bsdutils), dash, vim.
+need_pkgs+=(bsdutils dash vim)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -257,3 +257,41 @@ pub fn launch_argv(env: &Env, port: u16, program_and_args: &str) -> Vec<String> 
     .map(|s| s.to_string())
     .collect()
 }
+
+/// `dmtcp_command --kcheckpoint`, then waits until the program on the terminal is gone.
+pub fn checkpoint_and_kill(env: &Env, port: u16, mut run: OnTerminal) {
+    let out = env.command(["--coord-port", &port.to_string(), "--kcheckpoint"]);
+    assert_eq!(out.code(), Some(0), "checkpoint failed: {}", out.describe());
+    assert!(
+        run.wait(crate::LONG).is_some(),
+        "the program was not killed"
+    );
+}
+
+/// `dmtcp_restart` of the `n` images in the work dir, running on `pty`; waits for the `n`
+/// processes, then removes the images so the next checkpoint's are the only ones.
+pub fn restart_on(env: &Env, port: u16, pty: &mut Pty, n: usize) -> OnTerminal {
+    let mut imgs: Vec<std::path::PathBuf> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("ckpt_") && name.ends_with(".dmtcp")
+        })
+        .collect();
+    imgs.sort();
+    assert_eq!(imgs.len(), n, "{imgs:?}");
+    let mut args = vec![
+        "--join-coordinator".to_string(),
+        "--coord-port".into(),
+        port.to_string(),
+    ];
+    args.extend(imgs.iter().map(|p| p.to_string_lossy().into_owned()));
+    let run = pty.spawn(env, env.tools.path("dmtcp_restart"), &args, &[]);
+    env.wait_peers(port, n as u32, true, crate::engine_support::LONG);
+    for p in imgs {
+        std::fs::remove_file(p).unwrap();
+    }
+    run
+}

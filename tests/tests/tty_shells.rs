@@ -6,37 +6,13 @@
 //! SIGWINCH for the new size (a `trap ... WINCH`), and job control works: a command it runs
 //! is in its own process group, which is the terminal's foreground group.
 
-use dmtcp_tests::engine_support::{LONG, images};
-use dmtcp_tests::pty::{OnTerminal, Pty, launch_argv};
+use dmtcp_tests::engine_support::LONG;
+use dmtcp_tests::pty::{Pty, checkpoint_and_kill, launch_argv, restart_on};
 use dmtcp_tests::{Env, QUICK};
 
 /// Prints the process group, the terminal's foreground group and the pid of a command the
 /// shell runs (`/proc/<pid>/stat` fields 5 and 8).
 const JOBCTL: &str = "sh -c 'set -- $(cat /proc/$$/stat); echo \"pg=$5 fg=$8 pid=$$\"'\n";
-
-fn checkpoint(env: &Env, port: u16, mut run: OnTerminal) {
-    let out = env.command(["--coord-port", &port.to_string(), "--kcheckpoint"]);
-    assert_eq!(out.code(), Some(0), "checkpoint failed: {}", out.describe());
-    assert!(run.wait(LONG).is_some(), "the program was not killed");
-}
-
-fn restart_on(env: &Env, port: u16, pty: &mut Pty, prog: &str) -> OnTerminal {
-    let imgs = images(env.dir.path(), prog);
-    assert_eq!(imgs.len(), 1, "{imgs:?}");
-    let mut args = vec![
-        "--join-coordinator".to_string(),
-        "--coord-port".into(),
-        port.to_string(),
-    ];
-    args.push(imgs[0].to_string_lossy().into_owned());
-    let run = pty.spawn(env, env.tools.path("dmtcp_restart"), &args, &[]);
-    env.wait_peers(port, 1, true, LONG);
-    // The next checkpoint writes a new image; this one must not be restarted again.
-    for p in imgs {
-        std::fs::remove_file(p).unwrap();
-    }
-    run
-}
 
 /// Checks the `pg= fg= pid=` line after `mark`: own group, in the foreground.
 fn assert_job_control(pty: &mut Pty, mark: usize) {
@@ -89,11 +65,11 @@ fn shell_over_two_cycles(shell: &str, argv: &str, job_control: bool) {
         pty.send(JOBCTL);
         assert_job_control(&mut pty, m);
     }
-    checkpoint(&env, port, run);
+    checkpoint_and_kill(&env, port, run);
 
     for (cycle, (rows, cols)) in [(30u16, 100u16), (40, 120)].into_iter().enumerate() {
         let mut pty = Pty::open(&env, rows, cols);
-        let run = restart_on(&env, port, &mut pty, shell);
+        let run = restart_on(&env, port, &mut pty, 1);
         let m = pty.mark();
         pty.send(&format!("echo v$((x+{})); f {cycle}\n", cycle + 1));
         pty.expect(m, &format!("v{}", 42 + cycle), LONG);
@@ -109,7 +85,7 @@ fn shell_over_two_cycles(shell: &str, argv: &str, job_control: bool) {
             assert_job_control(&mut pty, m);
         }
         if cycle == 0 {
-            checkpoint(&env, port, run);
+            checkpoint_and_kill(&env, port, run);
         } else {
             let mut run = run;
             pty.send("exit\n");

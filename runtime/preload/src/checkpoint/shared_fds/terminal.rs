@@ -4,7 +4,7 @@
 //! again so job control works, and SIGWINCH tells them when the window size changed.
 
 /// What the terminal on fd 0 was to this process at checkpoint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Saved {
     /// The process led its session (it acquires the terminal at restart).
     session_leader: bool,
@@ -14,6 +14,17 @@ pub struct Saved {
     fg_pgrp: i32,
     old_pgrp: i32,
     winsize: (u16, u16),
+    termios: libc::termios,
+}
+
+impl std::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "terminal (session leader {}, foreground {}, {:?})",
+            self.session_leader, self.foreground, self.winsize
+        )
+    }
 }
 
 fn winsize(fd: i32) -> Option<(u16, u16)> {
@@ -41,12 +52,19 @@ pub fn capture() -> Option<Saved> {
     if !tty || tsid < 0 {
         return None;
     }
+    // SAFETY: termios is plain data; tcgetattr fills it.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer for the call.
+    if unsafe { libc::tcgetattr(0, &mut termios) } != 0 {
+        return None;
+    }
     Some(Saved {
         session_leader: sid == pid,
         foreground: fg == pgrp,
         fg_pgrp: fg,
         old_pgrp: pgrp,
         winsize: winsize(0)?,
+        termios,
     })
 }
 
@@ -101,6 +119,10 @@ pub fn settle(s: &Saved) {
                 "foreground group {own}: {}",
                 std::io::Error::last_os_error()
             );
+        }
+        if s.foreground {
+            // Only the foreground process: a background one would put back stale modes.
+            libc::tcsetattr(0, libc::TCSANOW, &s.termios);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if s.foreground && winsize(0).is_some_and(|w| w != s.winsize) {
