@@ -41,6 +41,10 @@ pub struct LaunchArgs {
     /// Store images uncompressed (env DMTCP_GZIP=0).
     #[arg(long = "no-gzip", overrides_with = "gzip")]
     pub no_gzip: bool,
+    /// Incremental images: store only what changed since the previous generation (env
+    /// DMTCP_INCREMENTAL=1; DMTCP_KEEP_GENERATIONS, DMTCP_FULL_EVERY tune retention).
+    #[arg(long = "incremental")]
+    pub incremental: bool,
     /// Save the contents of open files with the checkpoint (env DMTCP_CKPT_OPEN_FILES).
     #[arg(long = "ckpt-open-files")]
     pub ckpt_open_files: bool,
@@ -490,6 +494,9 @@ pub fn main() {
         cmd.env("DMTCP_GZIP", "0");
     } else if args.gzip {
         cmd.env("DMTCP_GZIP", "1");
+    }
+    if args.incremental {
+        cmd.env("DMTCP_INCREMENTAL", "1");
     }
     if args.ckpt_open_files {
         cmd.env("DMTCP_CKPT_OPEN_FILES", "1");

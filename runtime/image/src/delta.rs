@@ -143,28 +143,91 @@ impl DeltaWriter {
         offset: u64,
         data: &[u8],
     ) -> Result<()> {
+        w.add_run(id, offset, data.len() as u64)?;
+        self.append(w, region_start + offset, data)
+    }
+
+    /// Appends the frames of `data`, the memory at `addr`, whose run the caller has declared
+    /// already ([`ImageWriter::add_run`]); runs are appended in the order they were declared.
+    pub fn append<W: Write>(
+        &mut self,
+        w: &mut ImageWriter<W>,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        self.append_inner(w, addr, data, None, 0..0)
+    }
+
+    /// Like [`append`](Self::append) for a process saving its own memory, which the writer
+    /// itself changes (its stack, its heap buffers, zstd's work space): every frame that is
+    /// stored is first copied into `stage` (memory outside what is saved, at least one frame
+    /// long) and checksummed and compressed from there, so its bytes and checksum agree.
+    /// Frames overlapping `volatile` (the writer's own stack) are copied before they are even
+    /// compared with the basis.
+    pub fn append_staged<W: Write>(
+        &mut self,
+        w: &mut ImageWriter<W>,
+        addr: u64,
+        data: &[u8],
+        stage: &mut [u8],
+        volatile: std::ops::Range<u64>,
+    ) -> Result<()> {
+        if (stage.len() as u64) < self.frame {
+            return Err(ImageError::Misuse(format!(
+                "stage of {} bytes for {} byte frames",
+                stage.len(),
+                self.frame
+            )));
+        }
+        self.append_inner(w, addr, data, Some(stage), volatile)
+    }
+
+    fn append_inner<W: Write>(
+        &mut self,
+        w: &mut ImageWriter<W>,
+        addr: u64,
+        data: &[u8],
+        mut stage: Option<&mut [u8]>,
+        volatile: std::ops::Range<u64>,
+    ) -> Result<()> {
         let mut pos = 0usize;
         while pos < data.len() {
-            let addr = region_start + offset + pos as u64;
-            let room = (self.frame - addr % self.frame) as usize;
+            let at = addr + pos as u64;
+            let room = (self.frame - at % self.frame) as usize;
             let chunk = &data[pos..pos + room.min(data.len() - pos)];
-            let len = chunk.len() as u32;
-            w.add_run(id, offset + pos as u64, chunk.len() as u64)?;
-            let h = checksum(chunk);
-            match self.basis.as_ref().and_then(|b| b.lookup(addr, len, h)) {
+            let n = chunk.len();
+            let len = n as u32;
+            let staged_early = at < volatile.end && volatile.start < at + u64::from(len);
+            let h = match stage.as_deref_mut() {
+                Some(st) if staged_early => {
+                    st[..n].copy_from_slice(chunk);
+                    checksum(&st[..n])
+                }
+                _ => checksum(chunk),
+            };
+            match self.basis.as_ref().and_then(|b| b.lookup(at, len, h)) {
                 Some((parent, frame)) => {
                     w.append_ref(parent, frame, len, h)?;
                     self.stats.ref_frames += 1;
                     self.stats.ref_bytes += u64::from(len);
                 }
                 None => {
-                    self.encoder.encode_into(chunk, &mut self.scratch)?;
+                    let raw = match stage.as_deref_mut() {
+                        Some(st) => {
+                            if !staged_early {
+                                st[..n].copy_from_slice(chunk);
+                            }
+                            &st[..n]
+                        }
+                        None => chunk,
+                    };
+                    self.encoder.encode_into(raw, &mut self.scratch)?;
                     w.append_frame(&self.scratch)?;
                     self.stats.new_frames += 1;
                     self.stats.new_bytes += u64::from(len);
                 }
             }
-            pos += chunk.len();
+            pos += n;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@
 
 mod fds;
 mod forked;
+mod incremental;
 mod layout;
 mod maps;
 mod posix_timers;

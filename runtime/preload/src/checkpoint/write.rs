@@ -3,6 +3,7 @@
 //! with everything restart must match or restore, then fsync. The rename into place
 //! ([`commit`]) waits until every process of the computation has written its image.
 
+use super::incremental::Incremental;
 use super::layout::{self, in_hole};
 use super::maps::{self, Mapping, Pagemap};
 use super::threads::{RSEQ_OFFSET, RSEQ_SIZE};
@@ -122,6 +123,16 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
         level: if job.compress { Some(1) } else { None },
         ..WriterOptions::default()
     };
+    let mut inc = Incremental::prepare(
+        &job.dir,
+        &job.file_name,
+        header.process.generation,
+        opts.level,
+    )
+    .map_err(fmt_err)?;
+    if let Some((name, data)) = inc.as_ref().and_then(Incremental::parents_section) {
+        header.push_section(name, data);
+    }
     let mut w = ImageWriter::new(BufWriter::with_capacity(1 << 20, file), &header, opts)
         .map_err(fmt_err)?;
     let mut pagemap = Pagemap::open().map_err(io_err)?;
@@ -130,7 +141,7 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
             continue;
         }
         let id = w.add_region(region_meta(m)).map_err(fmt_err)?;
-        save_region(&mut w, id, m, &mut pagemap).map_err(|e| match e {
+        save_region(&mut w, id, m, &mut pagemap, inc.as_mut()).map_err(|e| match e {
             SaveError::Io(err) => io_err(err),
             SaveError::Image(err) => fmt_err(err),
         })?;
@@ -139,6 +150,10 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     let file = bw.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     drop(file);
+    if let Some(inc) = &inc {
+        inc.log();
+        inc.prune();
+    }
     Ok(Written {
         path: final_path,
         bytes: stats.file_bytes,
@@ -204,6 +219,7 @@ fn save_region<W: Write>(
     id: RegionId,
     m: &Mapping,
     pagemap: &mut Pagemap,
+    mut inc: Option<&mut Incremental>,
 ) -> Result<(), SaveError> {
     let inaccessible = !m.read && !m.write && !m.exec;
     let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -244,7 +260,11 @@ fn save_region<W: Write>(
         // thread writing memory is this one.
         let data =
             unsafe { std::slice::from_raw_parts((m.start + off) as *const u8, len as usize) };
-        if let Err(e) = w.write_data(id, off, data) {
+        let r = match inc.as_deref_mut() {
+            Some(i) => i.write_run(w, id, m.start, off, data),
+            None => w.write_data(id, off, data),
+        };
+        if let Err(e) = r {
             result = Err(SaveError::Image(e));
             break;
         }
