@@ -218,6 +218,7 @@ fn describe(fd: RawFd, diag: Option<&sys::Diag>) -> Option<Sock> {
 /// Checkpoint side (see the module doc). Every process calls it, or [`absent`], once per
 /// checkpoint; it meets the three barriers on every path.
 pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
+    let t0 = Instant::now();
     let (me, comp) = identity();
     let stack = sys::stack_id();
     let diag = sys::Diag::open().ok();
@@ -243,14 +244,13 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
             format!("{}:h:{idx}", own(s.ino)).as_bytes(),
             KvOp::Set(me.to_string().into_bytes()),
         )?;
-        session::kv(DB, own(s.ino).as_bytes(), KvOp::Min(me as i64))?;
         if let Some((mine, _)) = s.end_keys(&stack) {
             session::kv(
                 DB,
                 format!("{g}:end:{mine}").as_bytes(),
                 KvOp::Min(me as i64),
             )?;
-            if let Some(p) = s.unix_peer {
+            if let Some(p) = s.unix_peer.filter(|_| s.ty == libc::SOCK_DGRAM) {
                 let k = format!("{g}:upeer:{mine}");
                 session::kv(DB, k.as_bytes(), KvOp::Set(p.to_string().into_bytes()))?;
             }
@@ -258,26 +258,28 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     }
     session::barrier("DMT:SOCKETS")?;
     for s in socks.iter_mut() {
-        let leader =
-            number(session::kv(DB, own(s.ino).as_bytes(), KvOp::Get)?).unwrap_or(me as i64);
-        if leader as i32 != me {
-            s.role = Role::Follower;
-            continue;
-        }
         let n = number(session::kv(
             DB,
             format!("{}:n", own(s.ino)).as_bytes(),
             KvOp::Get,
         )?)
         .unwrap_or(1);
-        for i in 1..=n {
+        // Held by several processes: the smallest vpid leads (one read per holder, only then).
+        let mut leader = me;
+        for i in (1..=n).filter(|_| n > 1) {
             let k = format!("{}:h:{i}", own(s.ino));
-            if let Some(v) = number(session::kv(DB, k.as_bytes(), KvOp::Get)?)
-                && v as i32 != me
-                && !s.others.contains(&(v as i32))
+            if let Some(v) = number(session::kv(DB, k.as_bytes(), KvOp::Get)?).map(|v| v as i32)
+                && v != me
+                && !s.others.contains(&v)
             {
-                s.others.push(v as i32);
+                s.others.push(v);
+                leader = leader.min(v);
             }
+        }
+        if leader != me {
+            s.role = Role::Follower;
+            s.others.clear();
+            continue;
         }
         s.role = classify(s, &stack, g)?;
         crate::debug!("socket fd {} ({}): {:?}", s.fd, s.ino, s.role);
@@ -296,6 +298,13 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         }
     }
     session::barrier("DMT:SOCKETS_DRAINED")?;
+    let pairs = socks.iter().filter(|s| matches!(s.role, Role::Pair { .. }));
+    let bytes: usize = pairs.clone().map(|s| s.drained.bytes()).sum();
+    crate::debug!(
+        "sockets: {} connection end(s) drained ({bytes} bytes) in {:.1} ms",
+        pairs.count(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let resume_pending = socks.iter().any(|s| matches!(s.role, Role::Pair { .. }));
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
@@ -412,6 +421,7 @@ pub fn resume() {
     if !std::mem::take(&mut plan.resume_pending) {
         return;
     }
+    let t0 = Instant::now();
     let live: Vec<(RawFd, i32)> = plan
         .socks
         .iter()
@@ -425,6 +435,10 @@ pub fn resume() {
     for s in plan.socks.iter_mut() {
         s.drained = Drained::default();
     }
+    crate::debug!(
+        "sockets: refilled at resume in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 /// Echo for the pairs; at restart also self-sends for bound datagram sockets (at resume
@@ -512,6 +526,7 @@ pub fn restart(table: Option<&FdTable>, report: Option<&RestoreReport>) -> Resul
         return Ok(());
     };
     plan.resume_pending = false;
+    let t0 = Instant::now();
     let mut b = Rebuild::new(&plan);
     let prepared = b.prepare(&plan);
     let barrier = session::barrier("DMT:SOCKETS_RESTART");
@@ -522,9 +537,14 @@ pub fn restart(table: Option<&FdTable>, report: Option<&RestoreReport>) -> Resul
     b.hand_over(&plan);
     b.receive(&plan)?;
     b.install(&plan, table)?;
-    crate::debug!("sockets: {} reconnected; refilling", plan.socks.len());
+    let t1 = Instant::now();
     refill_all(&plan.socks, true);
-    crate::debug!("sockets: refilled");
+    crate::debug!(
+        "sockets: {} socket(s) reconnected in {:.1} ms, refilled in {:.1} ms",
+        plan.socks.len(),
+        (t1 - t0).as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3
+    );
     for s in plan.socks.iter().filter(|s| drains(s)) {
         let _ = sys::set_fl(s.fd, s.flags);
     }
