@@ -1,8 +1,9 @@
-//! Shared memory between processes over two checkpoint/kill/restart cycles: `MAP_SHARED`
-//! mappings of a regular file, of a named POSIX shm segment and of an unlinked one
-//! (tests/programs/ipc_shmfile.c), and SysV shared memory, semaphores and message queues
-//! (tests/programs/ipc_sysv.c). Each program's parent fails as soon as its child's writes stop
-//! reaching it or a value differs from what it expects.
+//! IPC between processes over two checkpoint/kill/restart cycles: `MAP_SHARED` mappings of a
+//! regular file, of a named POSIX shm segment and of an unlinked one
+//! (tests/programs/ipc_shmfile.c), SysV shared memory, semaphores and message queues
+//! (tests/programs/ipc_sysv.c), and POSIX message queues (tests/programs/ipc_mq.c). Each
+//! program's parent fails as soon as its child's writes stop reaching it or a value differs
+//! from what it expects.
 
 use dmtcp_tests::Env;
 use dmtcp_tests::coverage_support::{build, s};
@@ -72,6 +73,20 @@ fn sysv_shm_semaphores_and_queues_survive_two_restarts() {
     // A key of our own: other tests may run SysV programs in the same IPC namespace.
     let key = format!("{}", 0x4000_0000 | (std::process::id() & 0xffff) << 8);
     let launch = env.launch_joined(coord.port, [s(&prog), "150", &key]);
+    let out = family_cycles(&env, coord.port, launch, 2);
+    assert!(out.contains("tick 150\n"), "{out}");
+}
+
+/// POSIX message queues (tests/programs/ipc_mq.c): a queue's attributes and its queued
+/// messages with their priorities and order, and two queues a parent and its child talk
+/// through (ping/pong), with the `mqd_t` values they hold.
+#[test]
+fn posix_message_queues_keep_messages_and_stay_shared() {
+    let env = Env::new("ipc_mq");
+    let prog = build(&env, "ipc_mq", &[]);
+    let coord = env.coordinator(&[]);
+    let suffix = format!("{}", std::process::id());
+    let launch = env.launch_joined(coord.port, [s(&prog), "150", &suffix]);
     let out = family_cycles(&env, coord.port, launch, 2);
     assert!(out.contains("tick 150\n"), "{out}");
 }

@@ -28,7 +28,8 @@ pub fn capture(generation: u32) -> Result<(), FdsError> {
     let fds: Vec<i32> = match dmtcp_fds::list_fds() {
         Ok(fds) => fds
             .into_iter()
-            .filter(|fd| !protected.contains(fd))
+            // POSIX message queues are saved by `posix_mq`.
+            .filter(|fd| !protected.contains(fd) && !super::posix_mq::is_mq(*fd))
             .collect(),
         Err(e) => {
             shared_fds::elect_absent().map_err(SharedError::from)?;

@@ -21,6 +21,7 @@ mod forked;
 mod incremental;
 mod layout;
 mod maps;
+mod posix_mq;
 mod posix_timers;
 mod process;
 pub mod restart;
@@ -347,7 +348,7 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError
     capture_thread_pending(sig);
     fds::capture(order.generation).map_err(|e| CkptError::Fds(e.to_string()))?;
     // After the fd election's barrier every process is frozen: IPC objects hold still.
-    capture_ipc();
+    capture_ipc(order.generation)?;
     // With --kcheckpoint the program must not run past its image: write in-process.
     FORK_THIS.store(
         !order.kill_after && forked_writes_enabled(),
@@ -373,9 +374,11 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError
         .map_err(Into::into)
 }
 
-/// POSIX timers (kept in memory) and SysV IPC objects (an image section of their own).
-fn capture_ipc() {
+/// POSIX timers and message queues (kept in memory) and SysV IPC objects (an image section of
+/// their own).
+fn capture_ipc(generation: u32) -> Result<(), CkptError> {
     posix_timers::capture();
+    posix_mq::capture(generation).map_err(|e| CkptError::Fds(e.to_string()))?;
     let maps = maps::read_self().unwrap_or_default();
     if let Some(bytes) = sysv::capture(&maps)
         && let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
@@ -383,6 +386,7 @@ fn capture_ipc() {
         job.sections
             .push((dmtcp_image::sysv_ipc::SYSV_IPC_SECTION.to_string(), bytes));
     }
+    Ok(())
 }
 
 /// `DMTCP_FORKED_CHECKPOINT=0` writes images in-process (the program waits for the write).
@@ -615,6 +619,11 @@ fn after_restart() -> Result<(), SessionError> {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
+    if let Err(e) = posix_mq::restore_leading() {
+        crate::error!("cannot restart: {e}");
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
     // Resource limits last: a lowered RLIMIT_NOFILE would stop the fd restore from using
     // numbers above it.
     process::apply_rlimits();
@@ -623,6 +632,11 @@ fn after_restart() -> Result<(), SessionError> {
     let r = r.and_then(|n| crate::vids::sync::collect().map(|_| n));
     if r.is_ok() {
         sysv::remove_again();
+        if let Err(e) = posix_mq::restore_following() {
+            crate::error!("cannot restart: {e}");
+            // SAFETY: ends the restarted process before the program runs again.
+            unsafe { libc::_exit(1) };
+        }
         // Every process is back: plugins may use barriers and the key-value store.
         plugin::dispatch_checkpoint(Event::Restart, generation);
     }
