@@ -27,7 +27,7 @@ pub use error::{FrameCheck, ImageError, Part, Result};
 pub use format::{FORMAT_VERSION, MAX_FRAME_RAW, checksum};
 pub use frame::{Codec, EncodedFrame, FrameDecoder, FrameEncoder, FrameEntry, compress_frame};
 pub use header::{Header, ProcessIdentity, RseqLayout, Section};
-pub use reader::{Image, Piece, VerifyStats, read_header};
+pub use reader::{FrameScratch, Image, Piece, VerifyStats, read_header};
 pub use region::{FileRef, Prot, Region, RegionFlags, RegionId, RegionMeta, Run, Storage};
 pub use source::{SeekSource, Source};
 pub use writer::{ImageWriter, WriteStats, WriterBuffers, WriterOptions};

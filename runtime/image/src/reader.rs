@@ -25,6 +25,31 @@ pub struct Piece {
     pub len: u64,
 }
 
+/// Per-thread state of [`Image::for_frames_parallel`].
+pub struct FrameScratch {
+    pub dec: FrameDecoder,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl FrameScratch {
+    /// A buffer that holds any frame of the batch (allocated on first use).
+    pub fn buffer(&mut self) -> &mut [u8] {
+        if self.buf.len() < self.max {
+            self.buf.resize(self.max, 0);
+        }
+        &mut self.buf
+    }
+
+    /// The buffer and the decoder at once (to decode into the buffer).
+    pub fn split(&mut self) -> (&mut [u8], &mut FrameDecoder) {
+        if self.buf.len() < self.max {
+            self.buf.resize(self.max, 0);
+        }
+        (&mut self.buf, &mut self.dec)
+    }
+}
+
 /// Totals computed by [`Image::verify_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VerifyStats {
@@ -365,6 +390,110 @@ impl<S: Source> Image<S> {
             }
         }
         Ok(raw)
+    }
+
+    /// Decodes frame `frame` into `out` (at least its raw length) with one integrity check: the
+    /// checksum of the stored bytes, verified before they are decoded. The raw checksum of a
+    /// zstd frame is not recomputed (decoding verified bytes is deterministic, and a length
+    /// mismatch still fails), which saves a pass over the raw bytes on the restart path.
+    /// Returns the raw length.
+    pub fn read_frame_verified_stored(
+        &self,
+        frame: usize,
+        out: &mut [u8],
+        dec: &mut FrameDecoder,
+    ) -> Result<usize> {
+        let f = *self
+            .frames
+            .get(frame)
+            .ok_or(ImageError::NoSuchFrame(frame))?;
+        if f.codec != Codec::Zstd {
+            // Stored and raw bytes are the same (or a reference frame, read from its parent):
+            // the one check is already the only one.
+            return self.read_frame_with(frame, out, dec);
+        }
+        let raw = f.raw_len as usize;
+        if out.len() < raw {
+            return Err(ImageError::BufferTooSmall {
+                need: raw as u64,
+                got: out.len() as u64,
+            });
+        }
+        let fail = |check| ImageError::Frame {
+            frame,
+            location: self.frame_location(&f),
+            check,
+        };
+        dec.stored.resize(f.stored_len as usize, 0);
+        self.source
+            .read_exact_at(&mut dec.stored, f.offset)
+            .map_err(ImageError::io("reading image data"))?;
+        if checksum(&dec.stored) != f.stored_xxh3 {
+            return Err(fail(FrameCheck::Stored));
+        }
+        let n = dec
+            .decompressor
+            .decompress_to_buffer(&dec.stored[..], &mut out[..raw])
+            .map_err(|_| fail(FrameCheck::Decode))?;
+        if n != raw {
+            return Err(fail(FrameCheck::Raw));
+        }
+        Ok(raw)
+    }
+
+    /// Runs `f(frame, scratch)` for each frame of `frames` on `threads` threads, each with its
+    /// own decoder and a buffer able to hold any frame; `f` decodes the frame itself (straight
+    /// into its destination when it can). Frames are taken in the order given. Stops at the
+    /// first error and returns it.
+    pub fn for_frames_parallel<F>(&self, frames: &[usize], threads: usize, f: F) -> Result<()>
+    where
+        S: Sync,
+        F: Fn(usize, &mut FrameScratch) -> Result<()> + Sync,
+    {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let first_err: Mutex<Option<ImageError>> = Mutex::new(None);
+        let max = frames
+            .iter()
+            .filter_map(|&i| self.frames.get(i))
+            .map(|f| f.raw_len as usize)
+            .max()
+            .unwrap_or(0);
+        let worker = || {
+            let run = || -> Result<()> {
+                let mut scratch = FrameScratch {
+                    dec: FrameDecoder::new()?,
+                    buf: Vec::new(),
+                    max,
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = frames.get(k) else { break };
+                    f(i, &mut scratch)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                stop.store(true, Ordering::Relaxed);
+                first_err
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        };
+        let threads = threads.clamp(1, frames.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(worker);
+            }
+            worker();
+        });
+        match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Reads and checks every frame.

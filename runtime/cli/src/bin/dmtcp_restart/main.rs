@@ -8,10 +8,14 @@
 
 mod hole;
 mod images;
+mod lazy;
+mod pager;
+mod progress;
 mod shm;
 mod stage;
 mod sysv;
 mod tree;
+mod uffd;
 
 use clap::{ArgAction, Parser};
 use dmtcp_cli::launch::CoordArgs;
@@ -62,6 +66,11 @@ struct Args {
     /// the mode the computation was launched with (env DMTCP_PID_MODE).
     #[arg(long = "pid-mode", value_name = "MODE", value_enum)]
     pid_mode: Option<PidMode>,
+    /// Lazy restart (env DMTCP_LAZY_RESTART=1): start the program at once and load its large
+    /// memory regions on first touch and in the background (userfaultfd); falls back to a
+    /// full load where userfaultfd is not available.
+    #[arg(long = "lazy")]
+    lazy: bool,
     /// Fewer messages (env DMTCP_QUIET).
     #[arg(short = 'q', long = "quiet", action = ArgAction::SetTrue)]
     quiet: bool,
@@ -382,8 +391,36 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
             ));
         }
     }
-    let staged = stage::stage(&c, &reserved, shared, decode_threads(exact, num_peers))
+    let quiet = args.quiet || env_flag("DMTCP_QUIET");
+    // One bar per terminal: with several processes restarting, their bars would interleave.
+    let progress = if num_peers == 1 {
+        progress::Progress::for_stderr(quiet)
+    } else {
+        None
+    };
+    let threads = decode_threads(exact, num_peers);
+    let opts = stage::Options {
+        threads,
+        lazy: args.lazy || env_flag("DMTCP_LAZY_RESTART"),
+        progress: progress.as_ref(),
+    };
+    let staged = stage::stage(&c, &reserved, shared, &opts)
         .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    if !staged.lazy.is_empty()
+        && let Err(e) = lazy::start(&c, &staged, exact, quiet)
+    {
+        if !quiet {
+            eprintln!(
+                "dmtcp_restart: {name}: lazy restart is not possible: {e}; loading all memory now"
+            );
+        }
+        let mut wanted = vec![false; staged.staging_of.len()];
+        for &i in &staged.lazy {
+            wanted[i] = true;
+        }
+        stage::fill(&c, &staged.staging_of, &wanted, threads, progress.as_ref())
+            .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    }
     let restorer = find_shipped("dmtcp_restorer").unwrap_or_else(|| {
         die(
             1,

@@ -25,9 +25,27 @@ pub struct Staged {
     pub moves: Vec<RegionMove>,
     /// Staging mappings, sorted (kept by the restorer while it unmaps everything else).
     pub staging: Vec<Range>,
+    /// Staging address of each region (0: none).
+    pub staging_of: Vec<u64>,
+    /// Regions whose staging mapping was left empty for a lazy pager (indices).
+    pub lazy: Vec<usize>,
+}
+
+/// How [`stage`] fills the staging mappings.
+pub struct Options<'a> {
+    pub threads: usize,
+    /// Leave large anonymous regions empty (their pages come from a pager on first touch).
+    pub lazy: bool,
+    pub progress: Option<&'a crate::progress::Progress>,
 }
 
 const PAGE: u64 = 4096;
+/// Regions at least this large are loaded lazily with `--lazy`; smaller ones (stacks, the
+/// runtime's and libraries' data) are cheap to load now, and the kernel may read them before
+/// the pager got to them (see docs/checkpoint-restart.md, lazy restart).
+const LAZY_MIN: u64 = 1 << 20;
+/// `MADV_POPULATE_WRITE` (Linux 5.14; not in the libc crate yet).
+const MADV_POPULATE_WRITE: i32 = 23;
 
 fn prot_bits(p: Prot) -> u64 {
     let mut b = 0;
@@ -53,7 +71,7 @@ pub fn stage(
     c: &Checked,
     reserved: &[(Range, &str)],
     shared: &crate::shm::SharedObjects,
-    threads: usize,
+    opts: &Options,
 ) -> Result<Staged, StageError> {
     let regions = c.image.regions();
     for r in regions {
@@ -130,8 +148,39 @@ pub fn stage(
         cursor += len + PAGE;
     }
 
-    let skip: Vec<bool> = from_shared.iter().map(Option::is_some).collect();
-    fill(c, &staging_of, &skip, threads)?;
+    let backing: Vec<(i32, bool)> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match from_shared[i] {
+            Some(fd) if fd >= 0 => (fd, true),
+            _ => open_backing_file(&r.meta),
+        })
+        .collect();
+    // Lazy candidates: large private anonymous regions that the restorer moves with mremap
+    // (file-backed regions and growable stacks are copied by the restorer, so they must be
+    // complete before it runs). The brk heap and the runtime's own memory stay eager: the
+    // kernel writes into them early (stdio, the coordinator's messages), and with a user-mode
+    // userfaultfd a kernel access to a missing page fails instead of waiting for the pager.
+    let lazy: Vec<usize> = with_content
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let m = &regions[i].meta;
+            opts.lazy
+                && backing[i].0 < 0
+                && m.len >= LAZY_MIN
+                && !m.flags.has(RegionFlags::GROWSDOWN)
+                && !m.flags.has(RegionFlags::STACK)
+                && !m.flags.has(RegionFlags::HEAP)
+                && !m.flags.has(RegionFlags::RUNTIME)
+                && !m.flags.has(RegionFlags::SHARED)
+        })
+        .collect();
+    let mut eager: Vec<bool> = staging_of.iter().map(|&s| s != 0).collect();
+    for &i in &lazy {
+        eager[i] = false;
+    }
+    fill(c, &staging_of, &eager, opts.threads, opts.progress)?;
 
     let moves = regions
         .iter()
@@ -144,10 +193,7 @@ pub fn stage(
             if staging_of[i] == 0 && r.meta.len >= 1 << 30 {
                 map_flags |= libc::MAP_NORESERVE as u64;
             }
-            let (fd, shared) = match from_shared[i] {
-                Some(fd) if fd >= 0 => (fd, true),
-                _ => open_backing_file(&r.meta),
-            };
+            let (fd, shared) = backing[i];
             RegionMove {
                 staging: staging_of[i],
                 target: r.meta.start,
@@ -160,39 +206,97 @@ pub fn stage(
             }
         })
         .collect();
-    Ok(Staged { moves, staging })
+    Ok(Staged {
+        moves,
+        staging,
+        staging_of,
+        lazy,
+    })
 }
 
-/// Decodes every frame once (verifying both checksums), on every CPU, and copies its pieces
-/// into the staging mappings.
-fn fill(c: &Checked, staging_of: &[u64], skip: &[bool], threads: usize) -> Result<(), StageError> {
-    c.image.decode_parallel(threads, |frame, raw| {
-        for p in c.image.frame_pieces(frame)? {
-            if skip[p.region.0 as usize] {
-                continue;
-            }
+/// Faults in `len` bytes at `addr` in one call (instead of one page fault per page while
+/// decoding into them). Best effort: older kernels refuse the advice and the pages fault in
+/// as they are written.
+fn populate(addr: u64, len: u64) {
+    let start = addr & !(PAGE - 1);
+    let end = (addr + len).div_ceil(PAGE) * PAGE;
+    // SAFETY: the range lies inside one of our staging mappings.
+    unsafe { libc::madvise(start as *mut _, (end - start) as usize, MADV_POPULATE_WRITE) };
+}
+
+/// Decodes every frame that holds bytes of a region with `wanted[region]` (verifying it once),
+/// on `threads` threads, into the staging mappings: straight into place when the frame fills
+/// one piece of one region (the usual case), through a buffer otherwise.
+pub fn fill(
+    c: &Checked,
+    staging_of: &[u64],
+    wanted: &[bool],
+    threads: usize,
+    progress: Option<&crate::progress::Progress>,
+) -> Result<(), StageError> {
+    let image = &c.image;
+    let mut frames = Vec::new();
+    let mut bytes = 0u64;
+    for (i, f) in image.frames().iter().enumerate() {
+        let pieces = image.frame_pieces(i)?;
+        if pieces.iter().any(|p| wanted[p.region.0 as usize]) {
+            frames.push(i);
+            bytes += u64::from(f.raw_len);
+        }
+    }
+    if let Some(p) = progress {
+        p.start(bytes);
+    }
+    let malformed = |frame: usize| ImageError::Malformed {
+        part: dmtcp_image::Part::FrameIndex,
+        detail: format!("frame {frame} carries bytes for a region without storage"),
+    };
+    image.for_frames_parallel(&frames, threads, |frame, scratch| {
+        let raw_len = u64::from(image.frames()[frame].raw_len);
+        let pieces = image.frame_pieces(frame)?;
+        if let [p] = pieces[..]
+            && p.frame_offset == 0
+            && p.len == raw_len
+        {
             let dst = staging_of[p.region.0 as usize];
-            let from = p.frame_offset as usize;
-            let len = p.len as usize;
-            if dst == 0 || from + len > raw.len() {
-                return Err(ImageError::Malformed {
-                    part: dmtcp_image::Part::FrameIndex,
-                    detail: format!("frame {frame} carries bytes for a region without storage"),
-                });
+            if dst == 0 {
+                return Err(malformed(frame));
             }
-            // SAFETY: the destination lies inside the staging mapping of that region (the
-            // reader checked every run against its region's length); pieces of different
-            // frames never overlap, so threads write disjoint bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    raw.as_ptr().add(from),
-                    (dst + p.region_offset) as *mut u8,
-                    len,
-                );
+            let at = dst + p.region_offset;
+            populate(at, p.len);
+            // SAFETY: the range lies inside the staging mapping of that region (the reader
+            // checked every run against its region's length), and frames fill disjoint
+            // ranges, so no other thread touches these bytes.
+            let out = unsafe { std::slice::from_raw_parts_mut(at as *mut u8, p.len as usize) };
+            image.read_frame_verified_stored(frame, out, &mut scratch.dec)?;
+        } else {
+            let (buf, dec) = scratch.split();
+            let n = image.read_frame_verified_stored(frame, buf, dec)?;
+            for p in pieces.iter().filter(|p| wanted[p.region.0 as usize]) {
+                let dst = staging_of[p.region.0 as usize];
+                let (from, len) = (p.frame_offset as usize, p.len as usize);
+                if dst == 0 || from + len > n {
+                    return Err(malformed(frame));
+                }
+                populate(dst + p.region_offset, p.len);
+                // SAFETY: as above; pieces of different frames never overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        buf.as_ptr().add(from),
+                        (dst + p.region_offset) as *mut u8,
+                        len,
+                    );
+                }
             }
+        }
+        if let Some(p) = progress {
+            p.add(raw_len);
         }
         Ok(())
     })?;
+    if let Some(p) = progress {
+        p.finish();
+    }
     Ok(())
 }
 
