@@ -152,3 +152,58 @@ fn generations_store_only_changes_restart_through_the_chain_and_prune() {
         "nothing may be running"
     );
 }
+
+#[test]
+fn soft_dirty_bits_skip_unchanged_frames_and_restart_exactly() {
+    let env = Env::new("incremental_soft_dirty");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let p = port.to_string();
+    let prog = env.program(PROG);
+    let launch = env
+        .launch_joined(port, ["--incremental", prog.to_str().unwrap(), "64"])
+        .env("DMTCP_SOFT_DIRTY", "1")
+        .env("DMTCP_LOG", "debug");
+    let mut run = env.spawn(&launch);
+    env.wait_peers_of(port, 1, &mut run);
+    let mut ticks = 3;
+    wait_lines(&env, &mut run, "tick", ticks);
+    for _ in 0..2 {
+        let out = env.command(["--coord-port", &p, "--bcheckpoint"]);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "{}\n{}",
+            out.describe(),
+            env.diagnostics()
+        );
+        ticks += 3;
+        wait_lines(&env, &mut run, "tick", ticks);
+    }
+    let log = run.stderr_so_far();
+    let out = checkpoint_and_kill(&env, port, run);
+    let before = sums(&out);
+    // Generation 2 was written by a forked child whose bits were cleared at generation 1.
+    let unread: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            l.split(" bytes, ")
+                .nth(1)?
+                .strip_suffix(" unread)")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        unread.iter().any(|&n| n >= 40),
+        "no frame skipped: {unread:?}\n{log}"
+    );
+    let img = &images(env.dir.path(), PROG)[0];
+    let full = size(&link(img, 1));
+    assert!(size(&link(img, 2)) * 10 < full && size(img) * 10 < full);
+    let mut r = restart(&env, port, img);
+    wait_lines(&env, &mut r, "tick", 3);
+    let out = checkpoint_and_kill(&env, port, r);
+    numbers(&out, "tick");
+    assert_eq!(sums(&out), before, "the array came back different");
+}

@@ -78,6 +78,12 @@ impl Basis {
         self.parents.iter().map(|p| p.generation).min()
     }
 
+    /// The previous image's frame at `addr` of `raw_len` bytes: its raw checksum and where its
+    /// bytes are stored.
+    pub fn frame_at(&self, addr: u64, raw_len: u32) -> Option<(u64, u32, u32)> {
+        self.frames.get(&(addr, raw_len)).copied()
+    }
+
     /// Where the bytes at `addr` (`raw_len` long, hashing to `raw_xxh3`) are already stored.
     pub fn lookup(&self, addr: u64, raw_len: u32, raw_xxh3: u64) -> Option<(u32, u32)> {
         match self.frames.get(&(addr, raw_len)) {
@@ -96,6 +102,8 @@ pub struct DeltaStats {
     /// Frames stored as references, and their raw bytes.
     pub ref_frames: usize,
     pub ref_bytes: u64,
+    /// References taken without reading the memory (the caller said it had not changed).
+    pub unread_frames: usize,
 }
 
 /// Saves memory into an [`ImageWriter`] in address-aligned frames, referring to the basis
@@ -155,7 +163,7 @@ impl DeltaWriter {
         addr: u64,
         data: &[u8],
     ) -> Result<()> {
-        self.append_inner(w, addr, data, None, 0..0)
+        self.append_inner(w, addr, data, None, 0..0, None)
     }
 
     /// Like [`append`](Self::append) for a process saving its own memory, which the writer
@@ -163,7 +171,9 @@ impl DeltaWriter {
     /// stored is first copied into `stage` (memory outside what is saved, at least one frame
     /// long) and checksummed and compressed from there, so its bytes and checksum agree.
     /// Frames overlapping `volatile` (the writer's own stack) are copied before they are even
-    /// compared with the basis.
+    /// compared with the basis. `unchanged(addr, len)`, when given, may vouch that memory has
+    /// not changed since the basis was written (soft-dirty bits): such a frame becomes a
+    /// reference to the basis's frame at that address without being read.
     pub fn append_staged<W: Write>(
         &mut self,
         w: &mut ImageWriter<W>,
@@ -171,6 +181,7 @@ impl DeltaWriter {
         data: &[u8],
         stage: &mut [u8],
         volatile: std::ops::Range<u64>,
+        unchanged: Option<&mut dyn FnMut(u64, u64) -> bool>,
     ) -> Result<()> {
         if (stage.len() as u64) < self.frame {
             return Err(ImageError::Misuse(format!(
@@ -179,7 +190,7 @@ impl DeltaWriter {
                 self.frame
             )));
         }
-        self.append_inner(w, addr, data, Some(stage), volatile)
+        self.append_inner(w, addr, data, Some(stage), volatile, unchanged)
     }
 
     fn append_inner<W: Write>(
@@ -189,6 +200,7 @@ impl DeltaWriter {
         data: &[u8],
         mut stage: Option<&mut [u8]>,
         volatile: std::ops::Range<u64>,
+        mut unchanged: Option<&mut dyn FnMut(u64, u64) -> bool>,
     ) -> Result<()> {
         let mut pos = 0usize;
         while pos < data.len() {
@@ -198,6 +210,18 @@ impl DeltaWriter {
             let n = chunk.len();
             let len = n as u32;
             let staged_early = at < volatile.end && volatile.start < at + u64::from(len);
+            if !staged_early
+                && let (Some(b), Some(u)) = (self.basis.as_ref(), unchanged.as_deref_mut())
+                && let Some((h, parent, frame)) = b.frame_at(at, len)
+                && u(at, u64::from(len))
+            {
+                w.append_ref(parent, frame, len, h)?;
+                self.stats.ref_frames += 1;
+                self.stats.ref_bytes += u64::from(len);
+                self.stats.unread_frames += 1;
+                pos += n;
+                continue;
+            }
             let h = match stage.as_deref_mut() {
                 Some(st) if staged_early => {
                     st[..n].copy_from_slice(chunk);

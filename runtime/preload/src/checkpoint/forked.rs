@@ -95,6 +95,10 @@ pub fn spawn(job: &Job) -> Option<i32> {
         }
         sys::exit_group(0);
     }
+    if pid > 0 {
+        // The child holds the snapshot: changes from now on are the next increment's.
+        super::incremental::after_fork(job.identity.generation);
+    }
     (pid > 0).then_some(pid as i32)
 }
 

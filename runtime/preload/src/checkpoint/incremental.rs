@@ -22,12 +22,17 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The settings, read once from the environment dmtcp_launch passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub keep: u64,
     pub full_every: u64,
+    /// `DMTCP_SOFT_DIRTY=1`: trust the kernel's soft-dirty bits to skip reading unchanged
+    /// frames (forked writes only). Off by default: hashing every frame is the check that
+    /// does not depend on the kernel tracking every kind of change.
+    pub soft_dirty: bool,
 }
 
 pub fn settings() -> Option<Settings> {
@@ -41,6 +46,7 @@ pub fn settings() -> Option<Settings> {
         Some(Settings {
             keep: num("DMTCP_KEEP_GENERATIONS", 1).max(1),
             full_every: num("DMTCP_FULL_EVERY", 8),
+            soft_dirty: var("DMTCP_SOFT_DIRTY").is_some_and(|v| v == "1"),
         })
     })
 }
@@ -53,6 +59,35 @@ pub struct Incremental {
     delta: DeltaWriter,
     stage: Stage,
     stack: std::ops::Range<u64>,
+    /// `/proc/self/pagemap`, when its soft-dirty bits are relative to the basis's snapshot.
+    pagemap: Option<std::fs::File>,
+}
+
+/// The generation whose snapshot this process's soft-dirty bits are relative to (0: none).
+/// Set by the parent right after forking the writer of that generation, so a writer child
+/// inherits the value of the previous checkpoint.
+static SOFT_DIRTY_BASE: AtomicU64 = AtomicU64::new(0);
+
+/// In the parent, right after the writer child was forked (the program still frozen, this
+/// thread between the fork and here touching only its stack): clears the soft-dirty bits so
+/// that the next checkpoint can tell which pages changed since this snapshot.
+pub fn after_fork(generation: u64) {
+    if !settings().is_some_and(|s| s.soft_dirty) {
+        return;
+    }
+    // SAFETY: open/write/close of a procfs file with a static path; no allocation.
+    let ok = unsafe {
+        let fd = libc::open(
+            c"/proc/self/clear_refs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        let ok = fd >= 0 && libc::write(fd, b"4".as_ptr().cast(), 1) == 1;
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        ok
+    };
+    SOFT_DIRTY_BASE.store(if ok { generation } else { 0 }, Ordering::Release);
 }
 
 impl Incremental {
@@ -71,6 +106,12 @@ impl Incremental {
             return Ok(None);
         };
         let basis = previous(dir, file_name, generation, settings);
+        // Only a basis written from the snapshot the bits were cleared at qualifies.
+        let base = SOFT_DIRTY_BASE.load(Ordering::Acquire);
+        let pagemap = basis
+            .as_ref()
+            .filter(|b| settings.soft_dirty && base != 0 && b.parents()[0].generation == base)
+            .and_then(|_| std::fs::File::open("/proc/self/pagemap").ok());
         let stage = Stage::map().map_err(|e| ImageError::Io {
             context: "mapping the incremental writer's buffer",
             source: e,
@@ -82,6 +123,7 @@ impl Incremental {
             delta: DeltaWriter::new(basis, level)?,
             stage,
             stack: own_stack(),
+            pagemap,
         }))
     }
 
@@ -106,14 +148,24 @@ impl Incremental {
             // copies what it stores into `stage` (mapped after the memory map was read)
             // first, and the stack before comparing it.
             let data = unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) };
-            self.delta
-                .append_staged(w, addr, data, self.stage.bytes(), self.stack.clone())?;
+            let mut clean = |a: u64, l: u64| self.pagemap.as_ref().is_some_and(|f| clean(f, a, l));
+            let unchanged: Option<&mut dyn FnMut(u64, u64) -> bool> =
+                self.pagemap.is_some().then_some(&mut clean);
+            self.delta.append_staged(
+                w,
+                addr,
+                data,
+                self.stage.bytes(),
+                self.stack.clone(),
+                unchanged,
+            )?;
         }
         self.log();
         Ok(())
     }
 
     /// Saves `data`, the memory of region `id` (starting at `region_start`) at `offset`.
+    #[allow(dead_code)] // Used or not depending on how write.rs declares runs.
     pub fn write_run<W: Write>(
         &mut self,
         w: &mut ImageWriter<W>,
@@ -124,19 +176,29 @@ impl Incremental {
     ) -> Result<(), ImageError> {
         w.add_run(id, offset, data.len() as u64)?;
         let addr = region_start + offset;
-        self.delta
-            .append_staged(w, addr, data, self.stage.bytes(), self.stack.clone())
+        let mut clean = |a: u64, l: u64| self.pagemap.as_ref().is_some_and(|f| clean(f, a, l));
+        let unchanged: Option<&mut dyn FnMut(u64, u64) -> bool> =
+            self.pagemap.is_some().then_some(&mut clean);
+        self.delta.append_staged(
+            w,
+            addr,
+            data,
+            self.stage.bytes(),
+            self.stack.clone(),
+            unchanged,
+        )
     }
 
     /// Logs what the image stored (debug).
     pub fn log(&self) {
         let s = self.delta.stats;
         crate::debug!(
-            "incremental image: {} new frames ({} bytes), {} references ({} bytes)",
+            "incremental image: {} new frames ({} bytes), {} references ({} bytes, {} unread)",
             s.new_frames,
             s.new_bytes,
             s.ref_frames,
-            s.ref_bytes
+            s.ref_bytes,
+            s.unread_frames
         );
     }
 
@@ -193,6 +255,19 @@ impl Drop for Stage {
         // SAFETY: unmapping the mapping made in `map`, no longer borrowed.
         unsafe { libc::munmap(self.addr.cast(), Self::LEN) };
     }
+}
+
+/// Whether no page of `addr..addr+len` (at most 1 MiB) has its soft-dirty bit (55) set.
+fn clean(pagemap: &std::fs::File, addr: u64, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut entries = [0u8; 8 * 256];
+    let n = (len.div_ceil(4096) as usize).min(256);
+    let buf = &mut entries[..8 * n];
+    if pagemap.read_exact_at(buf, addr / 4096 * 8).is_err() {
+        return false;
+    }
+    buf.chunks_exact(8)
+        .all(|e| u64::from_le_bytes(e.try_into().unwrap_or_default()) & (1 << 55) == 0)
 }
 
 /// The mapping holding this thread's stack (the writer changes it while saving it).
