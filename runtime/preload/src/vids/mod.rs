@@ -17,6 +17,7 @@
 //! the kernel hands out again belonged to a task that is gone and is dropped.
 
 pub mod proc_paths;
+pub mod real;
 pub mod siginfo;
 pub mod sync;
 pub mod syscall;
@@ -53,9 +54,10 @@ pub fn export() -> Option<String> {
     Some(s)
 }
 
-/// In the library constructor, before anything asks for an id: takes the table handed over
-/// by the program that exec'd or spawned this one.
+/// In the library constructor, before anything asks for an id: resolves the wrapped
+/// functions and takes the table handed over by the program that exec'd or spawned this one.
 pub fn import_from_env() {
+    real::resolve_all();
     let Ok(value) = std::env::var(TABLE_ENV) else {
         return;
     };

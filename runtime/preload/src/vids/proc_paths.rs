@@ -3,8 +3,8 @@
 //! into a stack buffer before the real call; `readlink("/proc/self")` (and `thread-self`)
 //! answers with virtual ids.
 
+use super::real::real;
 use super::table::{active, to_real, to_virtual};
-use crate::real_fn;
 use libc::{c_char, c_int, mode_t, size_t, ssize_t};
 
 const MAX: usize = 4096;
@@ -103,12 +103,12 @@ fn with_path<R>(path: *const c_char, f: impl FnOnce(*const c_char) -> R) -> R {
 }
 
 macro_rules! path_wrapper {
-    ($name:ident, $sym:literal, ($($arg:ident: $ty:ty),*), $ret:ty) => {
+    ($name:ident, ($($arg:ident: $ty:ty),*), $ret:ty) => {
         /// # Safety
         /// As the libc function of the same name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char $(, $arg: $ty)*) -> $ret {
-            let f: unsafe extern "C" fn(*const c_char $(, $ty)*) -> $ret = real_fn!($sym);
+            let f: unsafe extern "C" fn(*const c_char $(, $ty)*) -> $ret = real!($name);
             // SAFETY: forwarding the caller's arguments with an equivalent path.
             with_path(path, |p| unsafe { f(p $(, $arg)*) })
         }
@@ -116,12 +116,12 @@ macro_rules! path_wrapper {
 }
 
 macro_rules! at_wrapper {
-    ($name:ident, $sym:literal, ($($arg:ident: $ty:ty),*), $ret:ty) => {
+    ($name:ident, ($($arg:ident: $ty:ty),*), $ret:ty) => {
         /// # Safety
         /// As the libc function of the same name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char $(, $arg: $ty)*) -> $ret {
-            let f: unsafe extern "C" fn(c_int, *const c_char $(, $ty)*) -> $ret = real_fn!($sym);
+            let f: unsafe extern "C" fn(c_int, *const c_char $(, $ty)*) -> $ret = real!($name);
             // SAFETY: forwarding the caller's arguments with an equivalent path.
             with_path(path, |p| unsafe { f(dirfd, p $(, $arg)*) })
         }
@@ -129,23 +129,23 @@ macro_rules! at_wrapper {
 }
 
 // `open` is variadic; on x86-64 the optional mode is read like a fixed third argument.
-path_wrapper!(open, "open", (flags: c_int, mode: mode_t), c_int);
-path_wrapper!(open64, "open64", (flags: c_int, mode: mode_t), c_int);
-path_wrapper!(__open_2, "__open_2", (flags: c_int), c_int);
-path_wrapper!(__open64_2, "__open64_2", (flags: c_int), c_int);
-at_wrapper!(openat, "openat", (flags: c_int, mode: mode_t), c_int);
-at_wrapper!(openat64, "openat64", (flags: c_int, mode: mode_t), c_int);
-path_wrapper!(fopen, "fopen", (mode: *const c_char), *mut libc::FILE);
-path_wrapper!(fopen64, "fopen64", (mode: *const c_char), *mut libc::FILE);
-path_wrapper!(opendir, "opendir", (), *mut libc::DIR);
-path_wrapper!(stat, "stat", (buf: *mut libc::stat), c_int);
-path_wrapper!(stat64, "stat64", (buf: *mut libc::stat64), c_int);
-path_wrapper!(lstat, "lstat", (buf: *mut libc::stat), c_int);
-path_wrapper!(lstat64, "lstat64", (buf: *mut libc::stat64), c_int);
-path_wrapper!(access, "access", (mode: c_int), c_int);
-at_wrapper!(faccessat, "faccessat", (mode: c_int, flags: c_int), c_int);
-at_wrapper!(fstatat, "fstatat", (buf: *mut libc::stat, flags: c_int), c_int);
-at_wrapper!(fstatat64, "fstatat64", (buf: *mut libc::stat64, flags: c_int), c_int);
+path_wrapper!(open, (flags: c_int, mode: mode_t), c_int);
+path_wrapper!(open64, (flags: c_int, mode: mode_t), c_int);
+path_wrapper!(__open_2, (flags: c_int), c_int);
+path_wrapper!(__open64_2, (flags: c_int), c_int);
+at_wrapper!(openat, (flags: c_int, mode: mode_t), c_int);
+at_wrapper!(openat64, (flags: c_int, mode: mode_t), c_int);
+path_wrapper!(fopen, (mode: *const c_char), *mut libc::FILE);
+path_wrapper!(fopen64, (mode: *const c_char), *mut libc::FILE);
+path_wrapper!(opendir, (), *mut libc::DIR);
+path_wrapper!(stat, (buf: *mut libc::stat), c_int);
+path_wrapper!(stat64, (buf: *mut libc::stat64), c_int);
+path_wrapper!(lstat, (buf: *mut libc::stat), c_int);
+path_wrapper!(lstat64, (buf: *mut libc::stat64), c_int);
+path_wrapper!(access, (mode: c_int), c_int);
+at_wrapper!(faccessat, (mode: c_int, flags: c_int), c_int);
+at_wrapper!(fstatat, (buf: *mut libc::stat, flags: c_int), c_int);
+at_wrapper!(fstatat64, (buf: *mut libc::stat64, flags: c_int), c_int);
 
 /// `readlink`: the path is translated, and the links that name this process or thread by its
 /// real id (`/proc/self`, `/proc/thread-self`) answer with the virtual ones.
@@ -154,8 +154,7 @@ at_wrapper!(fstatat64, "fstatat64", (buf: *mut libc::stat64, flags: c_int), c_in
 /// As `readlink(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, size: size_t) -> ssize_t {
-    let f: unsafe extern "C" fn(*const c_char, *mut c_char, size_t) -> ssize_t =
-        real_fn!("readlink");
+    let f: unsafe extern "C" fn(*const c_char, *mut c_char, size_t) -> ssize_t = real!(readlink);
     // SAFETY: forwarding with an equivalent path.
     let n = with_path(path, |p| unsafe { f(p, buf, size) });
     if n <= 0 || !active() || buf.is_null() {

@@ -5,8 +5,8 @@
 //! Calls that cannot block are raw system calls (no `dlsym` on first use, so they are safe in
 //! signal handlers); the waits go through glibc's functions, which are cancellation points.
 
+use super::real::real;
 use super::table::{NewId, classify_new, signed_to_real, to_real, to_virtual};
-use crate::real_fn;
 use dmtcp_restorer::sys;
 use libc::{c_int, c_long, idtype_t, pid_t, siginfo_t};
 
@@ -131,7 +131,7 @@ pub extern "C" fn pidfd_open(pid: pid_t, flags: libc::c_uint) -> c_int {
 /// As `tcgetpgrp(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tcgetpgrp(fd: c_int) -> pid_t {
-    let f: unsafe extern "C" fn(c_int) -> pid_t = real_fn!("tcgetpgrp");
+    let f: unsafe extern "C" fn(c_int) -> pid_t = real!(tcgetpgrp);
     // SAFETY: forwarding.
     to_virtual(unsafe { f(fd) })
 }
@@ -140,7 +140,7 @@ pub unsafe extern "C" fn tcgetpgrp(fd: c_int) -> pid_t {
 /// As `tcsetpgrp(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tcsetpgrp(fd: c_int, pgrp: pid_t) -> c_int {
-    let f: unsafe extern "C" fn(c_int, pid_t) -> c_int = real_fn!("tcsetpgrp");
+    let f: unsafe extern "C" fn(c_int, pid_t) -> c_int = real!(tcsetpgrp);
     // SAFETY: forwarding.
     unsafe { f(fd, to_real(pgrp)) }
 }
@@ -149,7 +149,7 @@ pub unsafe extern "C" fn tcsetpgrp(fd: c_int, pgrp: pid_t) -> c_int {
 /// As `sigqueue(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigqueue(pid: pid_t, sig: c_int, value: libc::sigval) -> c_int {
-    let f: unsafe extern "C" fn(pid_t, c_int, libc::sigval) -> c_int = real_fn!("sigqueue");
+    let f: unsafe extern "C" fn(pid_t, c_int, libc::sigval) -> c_int = real!(sigqueue);
     // SAFETY: forwarding.
     unsafe { f(to_real(pid), sig, value) }
 }
@@ -163,7 +163,7 @@ pub unsafe extern "C" fn sched_getaffinity(
     set: *mut libc::cpu_set_t,
 ) -> c_int {
     let f: unsafe extern "C" fn(pid_t, libc::size_t, *mut libc::cpu_set_t) -> c_int =
-        real_fn!("sched_getaffinity");
+        real!(sched_getaffinity);
     // SAFETY: forwarding.
     unsafe { f(to_real(pid), size, set) }
 }
@@ -177,7 +177,7 @@ pub unsafe extern "C" fn sched_setaffinity(
     set: *const libc::cpu_set_t,
 ) -> c_int {
     let f: unsafe extern "C" fn(pid_t, libc::size_t, *const libc::cpu_set_t) -> c_int =
-        real_fn!("sched_setaffinity");
+        real!(sched_setaffinity);
     // SAFETY: forwarding.
     unsafe { f(to_real(pid), size, set) }
 }
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn sched_setaffinity(
 /// As `waitpid(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
-    let f: unsafe extern "C" fn(pid_t, *mut c_int, c_int) -> pid_t = real_fn!("waitpid");
+    let f: unsafe extern "C" fn(pid_t, *mut c_int, c_int) -> pid_t = real!(waitpid);
     // SAFETY: forwarding.
     to_virtual(unsafe { f(signed_to_real(pid), status, options) })
 }
@@ -201,7 +201,7 @@ pub unsafe extern "C" fn wait4(
     usage: *mut libc::rusage,
 ) -> pid_t {
     let f: unsafe extern "C" fn(pid_t, *mut c_int, c_int, *mut libc::rusage) -> pid_t =
-        real_fn!("wait4");
+        real!(wait4);
     // SAFETY: forwarding.
     to_virtual(unsafe { f(signed_to_real(pid), status, options, usage) })
 }
@@ -236,7 +236,7 @@ pub unsafe extern "C" fn waitid(
     options: c_int,
 ) -> c_int {
     let f: unsafe extern "C" fn(idtype_t, libc::id_t, *mut siginfo_t, c_int) -> c_int =
-        real_fn!("waitid");
+        real!(waitid);
     let id = if idtype == libc::P_PID || idtype == libc::P_PGID {
         to_real(id as i32) as libc::id_t
     } else {
@@ -265,7 +265,7 @@ fn reap(pid: i32) {
 /// As `fork(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fork() -> pid_t {
-    let f: unsafe extern "C" fn() -> pid_t = real_fn!("fork");
+    let f: unsafe extern "C" fn() -> pid_t = real!(fork);
     for _ in 0..100 {
         // SAFETY: forwarding.
         let pid = unsafe { f() };
