@@ -6,10 +6,12 @@
 //! from what it expects.
 
 use dmtcp_tests::Env;
-use dmtcp_tests::coverage_support::{build, s};
+use dmtcp_tests::both_pid_modes;
+use dmtcp_tests::coverage_support::build;
 use dmtcp_tests::engine_support::{
     LONG, assert_consecutive, checkpoint_and_kill, numbers, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::process::Cmd;
 
 /// Launches `launch` (a computation of `peers` processes), then twice: waits for 5 more
@@ -46,13 +48,13 @@ pub fn family_cycles(env: &Env, port: u16, launch: Cmd, peers: u32) -> String {
     stdout
 }
 
-#[test]
-fn shared_file_and_posix_shm_stay_shared() {
-    let env = Env::new("ipc_shmfile");
+fn shared_file_and_posix_shm_stay_shared(mode: PidMode) {
+    let env = Env::new(&format!("ipc_shmfile_{}", mode.name()));
     let prog = build(&env, "ipc_shmfile", &[]);
     let coord = env.coordinator(&[]);
-    let suffix = format!("{}", std::process::id());
-    let launch = env.launch_joined(coord.port, [s(&prog), "150", &suffix]);
+    let suffix = format!("{}_{}", std::process::id(), mode.name());
+    let args = format!("{} 150 {suffix}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
     let out = family_cycles(&env, coord.port, launch, 2);
     assert!(out.contains("tick 150\n"), "{out}");
     let disk = std::fs::read(env.dir.join("ipc_shared.dat")).unwrap();
@@ -64,29 +66,33 @@ fn shared_file_and_posix_shm_stay_shared() {
         "the program's shm_unlink at the end did not reach /dev/shm"
     );
 }
+both_pid_modes!(shared_file_and_posix_shm_stay_shared);
 
-#[test]
-fn sysv_shm_semaphores_and_queues_survive_two_restarts() {
-    let env = Env::new("ipc_sysv");
+fn sysv_shm_semaphores_and_queues_survive_two_restarts(mode: PidMode) {
+    let env = Env::new(&format!("ipc_sysv_{}", mode.name()));
     let prog = build(&env, "ipc_sysv", &[]);
     let coord = env.coordinator(&[]);
     // A key of our own: other tests may run SysV programs in the same IPC namespace.
-    let key = format!("{}", 0x4000_0000 | (std::process::id() & 0xffff) << 8);
-    let launch = env.launch_joined(coord.port, [s(&prog), "150", &key]);
+    let salt = if mode == PidMode::Namespace { 1 } else { 2 };
+    let key = 0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt;
+    let args = format!("{} 150 {key}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
     let out = family_cycles(&env, coord.port, launch, 2);
     assert!(out.contains("tick 150\n"), "{out}");
 }
+both_pid_modes!(sysv_shm_semaphores_and_queues_survive_two_restarts);
 
 /// POSIX message queues (tests/programs/ipc_mq.c): a queue's attributes and its queued
 /// messages with their priorities and order, and two queues a parent and its child talk
 /// through (ping/pong), with the `mqd_t` values they hold.
-#[test]
-fn posix_message_queues_keep_messages_and_stay_shared() {
-    let env = Env::new("ipc_mq");
+fn posix_message_queues_keep_messages_and_stay_shared(mode: PidMode) {
+    let env = Env::new(&format!("ipc_mq_{}", mode.name()));
     let prog = build(&env, "ipc_mq", &[]);
     let coord = env.coordinator(&[]);
-    let suffix = format!("{}", std::process::id());
-    let launch = env.launch_joined(coord.port, [s(&prog), "150", &suffix]);
+    let suffix = format!("{}_{}", std::process::id(), mode.name());
+    let args = format!("{} 150 {suffix}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
     let out = family_cycles(&env, coord.port, launch, 2);
     assert!(out.contains("tick 150\n"), "{out}");
 }
+both_pid_modes!(posix_message_queues_keep_messages_and_stay_shared);

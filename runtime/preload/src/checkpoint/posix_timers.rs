@@ -150,7 +150,12 @@ pub fn capture() {
             notify: t.notify,
             signo: t.signo,
             value: t.value,
-            tid: t.target,
+            // Virtual ids: the program knows the thread by its virtual tid.
+            tid: if t.notify == SIGEV_THREAD_ID {
+                crate::vids::table::to_virtual(t.target)
+            } else {
+                t.target
+            },
             spec,
         });
     }
@@ -170,7 +175,7 @@ fn create(t: &Saved, id_in: i32) -> Result<i32, std::io::Error> {
         value: t.value,
         signo: t.signo,
         notify: t.notify,
-        tid: t.tid,
+        tid: crate::vids::table::to_real(t.tid),
         _pad: [0; 11],
     };
     let mut id: i32 = id_in;

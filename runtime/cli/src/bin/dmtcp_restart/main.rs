@@ -187,7 +187,9 @@ fn main() {
     };
     let ipc = sysv::collect(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
     if !ipc.is_empty() && !exact {
-        die(1, sysv::SysvError::NoNamespace);
+        // Virtual ids: a user namespace of our own still lets the SysV ids be exact.
+        sysv::enter_user_namespace().unwrap_or_else(|e| die(1, e));
+        sysv::recreate(&ipc, &checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
     }
     let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {

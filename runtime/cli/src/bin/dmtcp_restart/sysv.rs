@@ -16,9 +16,9 @@ pub enum SysvError {
     #[error("{image}: the SysV IPC section is damaged: {err}")]
     Section { image: String, err: postcard::Error },
     #[error(
-        "the images hold SysV IPC objects, whose ids can only be restored in a user namespace; restart where user namespaces are allowed (and without DMTCP_PID_NAMESPACE=0)"
+        "the images hold SysV IPC objects, whose ids can only be restored in a user namespace ({0}); restart where unprivileged user namespaces are allowed"
     )]
-    NoNamespace,
+    NoNamespace(io::Error),
     #[error("cannot create an IPC namespace for the SysV objects: {0}")]
     Unshare(io::Error),
     #[error("cannot choose the id of SysV {what} {id} (/proc/sys/kernel/{what}_next_id): {err}")]
@@ -56,6 +56,22 @@ pub fn collect(images: &[&Checked]) -> Result<SysvObjects, SysvError> {
         }
     }
     Ok(all)
+}
+
+/// Without the restart's pid namespace (virtual ids): enters a user namespace of our own
+/// (same uid and gid inside), whose capabilities let [`recreate`] choose the ids.
+pub fn enter_user_namespace() -> Result<(), SysvError> {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: unshare of this single-threaded process's user namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(SysvError::NoNamespace(last_err()));
+    }
+    let write = |f: &str, v: String| std::fs::write(format!("/proc/self/{f}"), v);
+    write("setgroups", "deny".into())
+        .and_then(|()| write("uid_map", format!("{uid} {uid} 1")))
+        .and_then(|()| write("gid_map", format!("{gid} {gid} 1")))
+        .map_err(SysvError::NoNamespace)
 }
 
 /// Enters a fresh IPC namespace and recreates `objs` there with their ids. Runs in the init of
