@@ -163,3 +163,53 @@ fn virtual_ids_survive_a_crowded_restart() {
         "{stdout}"
     );
 }
+
+/// The mode can change from one restart to the next: launched with `DMTCP_PID_NAMESPACE=0`
+/// (the older spelling of virtual ids, recorded in the images), restarted with new real ids,
+/// then restarted with `dmtcp_restart --pid-mode=namespace`, which recreates every process
+/// and thread at its virtual id (the program's checks pass each time; its session leader is
+/// outside the computation and outside the second restart's namespace, so it is not checked).
+#[test]
+fn virtual_then_namespace_restart() {
+    let env = Env::new("ids_switch");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("ids_check");
+    let launch = env
+        .tool("dmtcp_launch")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .arg(&prog)
+        .args([&TICKS.to_string(), "nosession"])
+        .env("DMTCP_PID_NAMESPACE", "0");
+    let mut run = env.spawn(&launch);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    let start = out
+        .lines()
+        .find(|l| l.starts_with("start pid "))
+        .expect("a start line");
+    let pid0: i64 = start.split(' ').nth(2).unwrap().parse().unwrap();
+    let mut next = numbers(&out, "tick").last().unwrap() + 1;
+
+    let mut r = restart_both(&env, port);
+    wait_lines(&env, &mut r, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, r);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, next, "after the virtual restart");
+    assert!(real_pids(&out).iter().all(|&p| p != pid0), "{out}");
+    next = t.last().unwrap() + 1;
+
+    let imgs = images(env.dir.path(), "ids_check");
+    let restart = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .arg("--pid-mode=namespace")
+        .args(&imgs);
+    let o = env.spawn(&restart).wait(LONG * 2);
+    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+    let out = o.stdout_str();
+    assert_consecutive(&numbers(&out, "tick"), next, "after the namespace restart");
+    assert!(real_pids(&out).iter().all(|&p| p == pid0), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
+}

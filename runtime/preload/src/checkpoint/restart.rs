@@ -172,7 +172,8 @@ unsafe fn spawn(idx: usize, r: &threads::ThreadRecord, exact: bool) -> isize {
         // pthread_join and pthread_kill keep working.
         flags |= (libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
     }
-    let set_tid: i32 = r.tid;
+    // The id the program knows (the same as the saved one unless it ran with virtual ids).
+    let set_tid: i32 = crate::vids::table::to_virtual(r.tid);
     let args = CloneArgs {
         flags,
         child_tid: tid_word,

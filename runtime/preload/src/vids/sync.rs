@@ -97,9 +97,12 @@ pub fn publish() -> Result<(), SessionError> {
     Ok(())
 }
 
-/// After `DMT:RESTART`, with the program's threads still frozen (virtual mode only).
+/// After `DMT:RESTART`, with the program's threads still frozen. With exact ids (a computation
+/// that ran with virtual ids and is now restarted in a pid namespace) the processes and
+/// threads got their virtual ids as real ones: nothing is translated any more.
 pub fn collect() -> Result<(), SessionError> {
     if EXACT.load(Ordering::Acquire) {
+        table::clear();
         return Ok(());
     }
     let n = session::kv(DB, b"n", KvOp::Get)?

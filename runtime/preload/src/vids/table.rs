@@ -131,6 +131,12 @@ pub fn replace(new: &[(i32, i32)]) -> usize {
     dropped
 }
 
+/// Turns translation off: after a restart with exact ids every virtual id is real again.
+pub fn clear() {
+    ACTIVE.store(false, Ordering::Release);
+    LEN.store(0, Ordering::Release);
+}
+
 /// Copies the table's pairs into `out`; returns how many (for handing the table on at exec).
 pub fn snapshot(out: &mut [(i32, i32)]) -> usize {
     let mut n = 0;

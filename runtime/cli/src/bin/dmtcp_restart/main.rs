@@ -308,6 +308,11 @@ fn restart_tree(
     tree: &tree::Tree,
     ctx: &Ctx,
 ) -> ! {
+    // Session and group first: the children created below inherit them, and a child of its
+    // parent's group can only join it once the parent has it back.
+    if let Some(c) = slots[idx].as_ref() {
+        tree::restore_session(c, ctx.exact);
+    }
     for &child in &tree.children[idx] {
         let pid = slots[child]
             .as_ref()
@@ -330,7 +335,6 @@ fn restart_tree(
     let c = slots[idx]
         .take()
         .unwrap_or_else(|| die(1, "no image to restart"));
-    tree::restore_session(&c, ctx.exact);
     tree::recreate_zombies(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
