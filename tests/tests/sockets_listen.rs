@@ -182,3 +182,78 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
     );
     assert!(stdout.ends_with("pong 300\ndone\n"), "{stdout}");
 }
+
+/// tests/programs/sock_backlog.c: three connections with bytes in flight wait un-accepted in
+/// a listener's backlog at both checkpoints; the listener accepts them only afterwards.
+#[test]
+fn backlog_connections_survive_two_cycles() {
+    let env = Env::new("sock_backlog");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("sock_backlog");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 60", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, run);
+    assert!(out.contains("child sent\n"), "{out}");
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, 1, "ticks");
+    let mut next = t.last().unwrap() + 1;
+    let mut r = restart_all(&env, port, "sock_backlog", 2);
+    wait_lines(&env, &mut r, "tick", 5);
+    let out = checkpoint_and_kill(&env, port, r);
+    let t = numbers(&out, "tick");
+    assert_consecutive(&t, next, "ticks after the first restart");
+    next = t.last().unwrap() + 1;
+    assert!(
+        next < 55,
+        "the listener accepted before the second checkpoint: {out}"
+    );
+    let o = restart_all(&env, port, "sock_backlog", 2).wait(LONG * 2);
+    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+    let stdout = o.stdout_str();
+    assert_consecutive(
+        &numbers(&stdout, "tick"),
+        next,
+        "ticks after the second restart",
+    );
+    for c in 0..3 {
+        assert!(stdout.contains(&format!("child ok {c}\n")), "{stdout}");
+    }
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+}
+
+#[test]
+fn backlog_connections_survive_a_resumed_checkpoint() {
+    let env = Env::new("sock_backlog_resume");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("sock_backlog");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 30", prog.display()));
+    let mut run = env.spawn(&cmd);
+    env.wait_peers(port, 2, true, LONG);
+    wait_lines(&env, &mut run, "tick", 5);
+    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    assert_eq!(
+        ok.code(),
+        Some(0),
+        "{}\n{}",
+        ok.describe(),
+        env.diagnostics()
+    );
+    let out = run.wait(LONG * 2);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    let stdout = out.stdout_str();
+    assert_consecutive(&numbers(&stdout, "tick"), 1, "ticks");
+    for c in 0..3 {
+        assert!(stdout.contains(&format!("child ok {c}\n")), "{stdout}");
+    }
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+}

@@ -25,6 +25,7 @@
 //! the echo refills the data, and epoll registrations of sockets are replayed.
 
 pub mod addr;
+mod backlog;
 mod drain;
 mod opts;
 mod refill;
@@ -84,6 +85,11 @@ enum Role {
     },
     /// A UNIX datagram socket connected to another process's bound socket.
     DgramToPath,
+    /// The connecting end of a TCP connection that was waiting in the backlog of a listener
+    /// of the computation (bound at `listener`); `drained` holds the bytes it had sent.
+    Backlog {
+        listener: String,
+    },
     /// A bound, unconnected UNIX datagram socket: its queue is refilled by sending to itself.
     BoundDgram,
     /// Connected to something outside the computation.
@@ -284,9 +290,36 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         s.role = classify(s, &stack, g)?;
         crate::debug!("socket fd {} ({}): {:?}", s.fd, s.ino, s.role);
     }
+    // A killed process's connections linger in TIME_WAIT on their ports; with SO_REUSEADDR
+    // they do not keep the restart from binding the listeners' ports again (set back at
+    // resume).
+    for s in socks
+        .iter()
+        .filter(|s| s.tcp() && matches!(s.role, Role::Pair { .. }))
+    {
+        let _ = sys::set_int(s.fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+    }
+    let mut taken = take_backlogs(&socks, g)?;
     let r = drain_all(&mut socks);
     session::barrier("DMT:SOCKETS_EMPTY")?;
     let mut buf = vec![0u8; drain::MAX_MESSAGE];
+    for (c, d) in taken.iter_mut() {
+        if let Err(e) = drain::drain_once(c.as_raw_fd(), false, &mut buf, d) {
+            crate::warn!("backlog connection: drain: {e}");
+        }
+    }
+    for s in socks
+        .iter_mut()
+        .filter(|s| s.role == Role::External && s.tcp())
+    {
+        let (mine, _) = s.end_keys(&stack).unwrap_or_default();
+        let k = format!("{g}:bl:{mine}");
+        if let Some(v) = session::kv(DB, k.as_bytes(), KvOp::Get)? {
+            s.role = Role::Backlog {
+                listener: String::from_utf8_lossy(&v).into_owned(),
+            };
+        }
+    }
     for s in socks.iter_mut().filter(|s| drains(s)) {
         let r = if s.role == Role::BoundDgram {
             drain::peek_all(s.fd, &mut buf, &mut s.drained)
@@ -298,6 +331,18 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         }
     }
     session::barrier("DMT:SOCKETS_DRAINED")?;
+    // Bytes of backlog connections go back to their connecting ends (both sides at once).
+    for w in backlog::hand_back(taken, DRAIN_TIMEOUT) {
+        crate::warn!("{w}");
+    }
+    for s in socks.iter_mut() {
+        if matches!(s.role, Role::Backlog { .. }) {
+            match backlog::collect(s.fd, DRAIN_TIMEOUT) {
+                Ok(d) => s.drained = d,
+                Err(e) => crate::warn!("socket fd {}: backlog bytes lost: {e}", s.fd),
+            }
+        }
+    }
     let pairs = socks.iter().filter(|s| matches!(s.role, Role::Pair { .. }));
     let bytes: usize = pairs.clone().map(|s| s.drained.bytes()).sum();
     crate::debug!(
@@ -305,7 +350,9 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         pairs.count(),
         t0.elapsed().as_secs_f64() * 1e3
     );
-    let resume_pending = socks.iter().any(|s| matches!(s.role, Role::Pair { .. }));
+    let resume_pending = socks
+        .iter()
+        .any(|s| matches!(s.role, Role::Pair { .. } | Role::Backlog { .. }));
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
         generation,
@@ -315,6 +362,67 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         resume_pending,
     });
     r
+}
+
+/// Listener side: accepts the connections waiting on this process's TCP listeners when they
+/// all come from the computation, and tells each connecting end (`<gen>:bl:<its end>` = the
+/// listener's address).
+fn take_backlogs(socks: &[Sock], g: u32) -> Result<Vec<(OwnedFd, Drained)>, SocketError> {
+    let mut taken = Vec::new();
+    let listeners: Vec<(&Sock, SocketAddr)> = socks
+        .iter()
+        .filter(|s| s.role == Role::Listener && s.tcp())
+        .filter_map(|s| Some((s, canonical(s.local.as_ref()?)?)))
+        .collect();
+    if listeners.is_empty() {
+        return Ok(taken);
+    }
+    let waiting = backlog::unowned_established();
+    for (s, bound) in listeners {
+        let mine: Vec<String> = waiting
+            .iter()
+            .filter(|(l, _)| backlog::listens_for(bound, *l))
+            .map(|(l, r)| format!("t:{r}>{l}"))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut all_ours = true;
+        for k in &mine {
+            all_ours &= session::kv(DB, format!("{g}:end:{k}").as_bytes(), KvOp::Get)?.is_some();
+        }
+        if !all_ours {
+            crate::warn!(
+                "socket fd {}: a connection from outside waits in the backlog; the waiting connections stay as they are",
+                s.fd
+            );
+            continue;
+        }
+        for c in backlog::accept_all(s.fd) {
+            // Its TIME_WAIT must not keep the listener's port from being bound at restart.
+            let _ = sys::set_int(c.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+            let (Some(l), Some(r)) = (
+                sys::local_addr(c.as_raw_fd())
+                    .ok()
+                    .and_then(|a| canonical(&a)),
+                sys::peer_addr(c.as_raw_fd())
+                    .ok()
+                    .and_then(|a| canonical(&a)),
+            ) else {
+                continue;
+            };
+            let k = format!("{g}:bl:t:{r}>{l}");
+            let v = canonical(s.local.as_ref().unwrap_or(&Addr::default()))
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            session::kv(DB, k.as_bytes(), KvOp::Set(v.into_bytes()))?;
+            let mut d = Drained::default();
+            let mut buf = vec![0u8; 1 << 16];
+            let _ = drain::drain_once(c.as_raw_fd(), false, &mut buf, &mut d);
+            taken.push((c, d));
+        }
+    }
+    Ok(taken)
 }
 
 /// A process that cannot take part (its checkpoint failed early) still meets the barriers.
@@ -431,6 +539,23 @@ pub fn resume() {
     refill_all(&plan.socks, false);
     for (fd, flags) in live {
         let _ = sys::set_fl(fd, flags);
+    }
+    for s in plan
+        .socks
+        .iter()
+        .filter(|s| s.tcp() && matches!(s.role, Role::Pair { .. }))
+    {
+        reuse_back(s, s.fd);
+    }
+    for s in plan
+        .socks
+        .iter()
+        .filter(|s| matches!(s.role, Role::Backlog { .. }))
+    {
+        let Some(to) = &s.peer else { continue };
+        if let Err(e) = reconnect_backlog(s, to) {
+            crate::warn!("socket fd {}: cannot wait in the backlog again: {e}", s.fd);
+        }
     }
     for s in plan.socks.iter_mut() {
         s.drained = Drained::default();
@@ -616,12 +741,15 @@ impl Rebuild {
                     let n = new_socket(s)?;
                     rebind(s, n.as_raw_fd())?;
                     sys::listen(n.as_raw_fd(), 4096).map_err(sys_err(fd, "listen"))?;
+                    reuse_back(s, n.as_raw_fd());
+                    self.publish_listener(plan, s, n.as_raw_fd())?;
                     self.new.insert(i, n);
                 }
                 Role::Plain | Role::BoundDgram => {
                     let n = new_socket(s)?;
                     if s.local.as_ref().is_some_and(Addr::is_bound) {
                         rebind(s, n.as_raw_fd())?;
+                        reuse_back(s, n.as_raw_fd());
                     }
                     if let Some(p) = s.peer.as_ref().filter(|_| s.domain != libc::AF_UNIX)
                         && let Err(e) = sys::connect(n.as_raw_fd(), p)
@@ -637,7 +765,7 @@ impl Rebuild {
                     }
                     self.new.insert(i, dead_socket(s)?);
                 }
-                Role::DgramToPath => {
+                Role::DgramToPath | Role::Backlog { .. } => {
                     self.new.insert(i, new_socket(s)?);
                 }
                 Role::Pair { peer, conn, active } => {
@@ -689,15 +817,31 @@ impl Rebuild {
         Ok(())
     }
 
+    /// Where connections waiting in this listener's backlog at checkpoint connect again.
+    fn publish_listener(&self, plan: &Plan, s: &Sock, fd: RawFd) -> Result<(), SocketError> {
+        let (Some(old), Some(now)) = (
+            s.local.as_ref().and_then(canonical),
+            sys::local_addr(fd).ok().and_then(|a| canonical(&a)),
+        ) else {
+            return Ok(());
+        };
+        let ip = if now.ip().is_unspecified() || now.ip().is_loopback() {
+            routable_ip()
+        } else {
+            now.ip()
+        };
+        let value = format!("{}|{}|{ip}|{}", now.port(), self.stack, now.ip());
+        let key = format!("{}:r:lis:{old}", plan.generation);
+        session::kv(DB, key.as_bytes(), KvOp::Set(value.into_bytes()))?;
+        Ok(())
+    }
+
     /// Where the passive end of a connection (in process `peer`) is reachable now.
-    fn endpoint(&self, plan: &Plan, peer: i32, family: i32) -> Result<Addr, SocketError> {
-        let key = format!("{}:r:ep:{peer}:{family}", plan.generation);
+    fn endpoint(&self, key: &str, family: i32) -> Result<Addr, SocketError> {
         let v = session::kv(DB, key.as_bytes(), KvOp::Get)?
             .and_then(|v| String::from_utf8(v).ok())
             .ok_or_else(|| {
-                SocketError::Protocol(format!(
-                    "process {peer} published no address (not restarted?)"
-                ))
+                SocketError::Protocol(format!("nobody published {key} (not restarted?)"))
             })?;
         let mut parts = v.split('|');
         let port: u16 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -706,8 +850,17 @@ impl Rebuild {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let ip = if stack == self.stack {
-            // Same network stack: loopback always reaches the wildcard listener.
+        let bound: Option<IpAddr> = parts.next().and_then(|p| p.parse().ok());
+        let ip = if stack == self.stack
+            && let Some(b) = bound.filter(|b| !b.is_unspecified())
+        {
+            // Same network stack, a listener bound to one address: that address.
+            match (family, b) {
+                (libc::AF_INET6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+                (_, b) => b,
+            }
+        } else if stack == self.stack {
+            // Same network stack: loopback always reaches a wildcard listener.
             if family == libc::AF_INET6 {
                 IpAddr::V6(Ipv6Addr::LOCALHOST)
             } else {
@@ -734,12 +887,18 @@ impl Rebuild {
                     conn,
                     active: true,
                 } if s.domain != libc::AF_UNIX => {
-                    let to = self.endpoint(plan, *peer, s.domain)?;
+                    let key = format!("{}:r:ep:{peer}:{}", plan.generation, s.domain);
+                    let to = self.endpoint(&key, s.domain)?;
                     sys::set_timeouts(nfd, TIMEOUT.as_secs() as i64)
                         .map_err(sys_err(s.fd, "SO_SNDTIMEO"))?;
                     sys::connect(nfd, &to).map_err(sys_err(s.fd, "connect"))?;
                     send_all(nfd, &conn.to_le_bytes()).map_err(sys_err(s.fd, "send id"))?;
                     sys::set_timeouts(nfd, 0).map_err(sys_err(s.fd, "SO_SNDTIMEO"))?;
+                }
+                Role::Backlog { listener } => {
+                    let key = format!("{}:r:lis:{listener}", plan.generation);
+                    let to = self.endpoint(&key, s.domain)?;
+                    backlog_send(s, nfd, &to)?;
                 }
                 Role::DgramToPath => {
                     if let Some(p) = &s.peer
@@ -926,6 +1085,26 @@ impl Rebuild {
     }
 }
 
+/// Connects a new socket to `to`, sends the saved bytes, and puts it at the saved fd number.
+fn reconnect_backlog(s: &Sock, to: &Addr) -> Result<(), SocketError> {
+    let n = new_socket(s)?;
+    backlog_send(s, n.as_raw_fd(), to)?;
+    for w in opts::apply(n.as_raw_fd(), &s.opts, false) {
+        crate::warn!("socket fd {}: {w}", s.fd);
+    }
+    sys::dup3(n.as_raw_fd(), s.fd, s.cloexec).map_err(sys_err(s.fd, "dup3"))?;
+    sys::set_fl(s.fd, s.flags).map_err(sys_err(s.fd, "F_SETFL"))
+}
+
+fn backlog_send(s: &Sock, fd: RawFd, to: &Addr) -> Result<(), SocketError> {
+    sys::set_timeouts(fd, TIMEOUT.as_secs() as i64).map_err(sys_err(s.fd, "SO_SNDTIMEO"))?;
+    sys::connect(fd, to).map_err(sys_err(s.fd, "connect"))?;
+    for c in &s.drained.chunks {
+        send_all(fd, c).map_err(sys_err(s.fd, "send"))?;
+    }
+    sys::set_timeouts(fd, 0).map_err(sys_err(s.fd, "SO_SNDTIMEO"))
+}
+
 /// A new socket like the saved one, with the options that must be set before bind.
 fn new_socket(s: &Sock) -> Result<OwnedFd, SocketError> {
     let n = sys::socket(s.domain, s.ty, s.protocol).map_err(sys_err(s.fd, "socket"))?;
@@ -936,7 +1115,8 @@ fn new_socket(s: &Sock) -> Result<OwnedFd, SocketError> {
 }
 
 /// Binds the new socket where the old one was: the same address, else the same port on
-/// every interface (another host), else any port.
+/// every interface (another host). `SO_REUSEADDR` stays on; [`reuse_back`] sets the saved
+/// value after `listen`, which checks the port again.
 fn rebind(s: &Sock, fd: RawFd) -> Result<(), SocketError> {
     let Some(local) = &s.local else { return Ok(()) };
     if let Some(path) = local.unix_file() {
@@ -947,7 +1127,6 @@ fn rebind(s: &Sock, fd: RawFd) -> Result<(), SocketError> {
         return sys::bind(fd, local).map_err(sys_err(s.fd, "bind"));
     }
     // The killed process's connections may hold the port in TIME_WAIT.
-    let reuse = sys::get_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR).unwrap_or(0);
     let _ = sys::set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
     let mut r = sys::bind(fd, local);
     if let Err(e) = &r
@@ -962,8 +1141,17 @@ fn rebind(s: &Sock, fd: RawFd) -> Result<(), SocketError> {
         );
         r = sys::bind(fd, &w);
     }
-    let _ = sys::set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, reuse);
     r.map_err(sys_err(s.fd, "bind"))
+}
+
+fn reuse_back(s: &Sock, fd: RawFd) {
+    let saved = s
+        .opts
+        .iter()
+        .find(|o| o.level == libc::SOL_SOCKET && o.name == libc::SO_REUSEADDR)
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| 0i32.to_ne_bytes().to_vec());
+    let _ = sys::set_raw(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &saved);
 }
 
 /// The stand-in for a connection to a peer outside the computation: a socket of the same
