@@ -68,25 +68,48 @@ pub struct Incremental {
 /// inherits the value of the previous checkpoint.
 static SOFT_DIRTY_BASE: AtomicU64 = AtomicU64::new(0);
 
+/// Written after clearing the bits, to check that the kernel tracks them at all (without
+/// CONFIG_MEM_SOFT_DIRTY, clear_refs accepts "4" and the bit simply stays 0).
+static PROBE: AtomicU64 = AtomicU64::new(0);
+/// The kernel was seen not to track soft-dirty bits: never try again.
+static UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// In the parent, right after the writer child was forked (the program still frozen, this
 /// thread between the fork and here touching only its stack): clears the soft-dirty bits so
 /// that the next checkpoint can tell which pages changed since this snapshot.
 pub fn after_fork(generation: u64) {
-    if !settings().is_some_and(|s| s.soft_dirty) {
+    if !settings().is_some_and(|s| s.soft_dirty) || UNSUPPORTED.load(Ordering::Relaxed) {
         return;
     }
-    // SAFETY: open/write/close of a procfs file with a static path; no allocation.
+    // SAFETY: open/write/pread/close of procfs files with static paths; no allocation.
     let ok = unsafe {
         let fd = libc::open(
             c"/proc/self/clear_refs".as_ptr(),
             libc::O_WRONLY | libc::O_CLOEXEC,
         );
-        let ok = fd >= 0 && libc::write(fd, b"4".as_ptr().cast(), 1) == 1;
+        let mut ok = fd >= 0 && libc::write(fd, b"4".as_ptr().cast(), 1) == 1;
         if fd >= 0 {
             libc::close(fd);
         }
+        PROBE.fetch_add(1, Ordering::SeqCst);
+        let pm = libc::open(
+            c"/proc/self/pagemap".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        let mut e = 0u64;
+        let at = (std::ptr::addr_of!(PROBE) as u64 / 4096 * 8) as libc::off_t;
+        ok &= pm >= 0
+            && libc::pread(pm, std::ptr::addr_of_mut!(e).cast(), 8, at) == 8
+            && e & (1 << 55) != 0;
+        if pm >= 0 {
+            libc::close(pm);
+        }
         ok
     };
+    if !ok {
+        UNSUPPORTED.store(true, Ordering::Relaxed);
+        crate::debug!("soft-dirty bits are not tracked by this kernel: hashing every frame");
+    }
     SOFT_DIRTY_BASE.store(if ok { generation } else { 0 }, Ordering::Release);
 }
 
