@@ -269,8 +269,10 @@ pub fn checkpoint_and_kill(env: &Env, port: u16, mut run: OnTerminal) {
 }
 
 /// `dmtcp_restart` of the `n` images in the work dir, running on `pty`; waits for the `n`
-/// processes, then removes the images so the next checkpoint's are the only ones.
-pub fn restart_on(env: &Env, port: u16, pty: &mut Pty, n: usize) -> OnTerminal {
+/// processes, then removes the images so the next checkpoint's are the only ones. With
+/// `under_shell`, `dmtcp_restart` is a child of `sh`, which leads the terminal's session (as
+/// when a user types the command); otherwise it leads the session itself.
+pub fn restart_on(env: &Env, port: u16, pty: &mut Pty, n: usize, under_shell: bool) -> OnTerminal {
     let mut imgs: Vec<std::path::PathBuf> = std::fs::read_dir(env.dir.path())
         .unwrap()
         .flatten()
@@ -288,7 +290,14 @@ pub fn restart_on(env: &Env, port: u16, pty: &mut Pty, n: usize) -> OnTerminal {
         port.to_string(),
     ];
     args.extend(imgs.iter().map(|p| p.to_string_lossy().into_owned()));
-    let run = pty.spawn(env, env.tools.path("dmtcp_restart"), &args, &[]);
+    let tool = env.tools.path("dmtcp_restart");
+    let run = if under_shell {
+        // `; true`: sh must not exec the command (it would lead the session itself).
+        let line = format!("{} {}; true", tool.display(), args.join(" "));
+        pty.spawn(env, "sh", &["-c".to_string(), line], &[])
+    } else {
+        pty.spawn(env, tool, &args, &[])
+    };
     env.wait_peers(port, n as u32, true, crate::engine_support::LONG);
     for p in imgs {
         std::fs::remove_file(p).unwrap();

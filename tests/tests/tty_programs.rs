@@ -37,7 +37,7 @@ fn script_running_bash_keeps_its_pty_and_its_log() {
 
     for (cycle, (rows, cols)) in [(30u16, 100u16), (40, 120)].into_iter().enumerate() {
         let mut pty = Pty::open(&env, rows, cols);
-        let run = restart_on(&env, port, &mut pty, peers);
+        let run = restart_on(&env, port, &mut pty, peers, false);
         let m = pty.mark();
         pty.send(&format!("echo v$((x+{}))\n", cycle + 1));
         pty.expect(m, &format!("v{}", 42 + cycle), LONG);
@@ -86,7 +86,7 @@ fn vim_keeps_its_buffer_over_two_restarts() {
 
     for (cycle, (rows, cols)) in [(30u16, 100u16), (40, 120)].into_iter().enumerate() {
         let mut pty = Pty::open(&env, rows, cols);
-        let run = restart_on(&env, port, &mut pty, 1);
+        let run = restart_on(&env, port, &mut pty, 1, false);
         let m = pty.mark();
         pty.send(&format!("oafter restart {}\x1b", cycle + 1));
         pty.expect(m, &format!("after restart {}", cycle + 1), LONG);

@@ -46,16 +46,36 @@ fn assert_job_control(pty: &mut Pty, mark: usize) {
 }
 
 fn shell_over_two_cycles(shell: &str, argv: &str, job_control: bool) {
-    let env = Env::new(&format!("tty_{shell}"));
+    shell_cycles(shell, argv, job_control, false)
+}
+
+/// `leader`: the shell is launched directly on the terminal (virtual ids), so it leads the
+/// terminal's session; the restart runs from a shell that leads the new terminal's session (as
+/// from a user's login shell), where the restored shell comes back in that session.
+fn shell_cycles(shell: &str, argv: &str, job_control: bool, leader: bool) {
+    let env = Env::new(&format!(
+        "tty_{shell}{}",
+        if leader { "_leader" } else { "" }
+    ));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let mut pty = Pty::open(&env, 24, 80);
-    let run = pty.spawn(
-        &env,
-        "unshare",
-        &launch_argv(&env, port, argv),
-        &[("PS1", "$ "), ("ENV", "")],
-    );
+    let vars = [("PS1", "$ "), ("ENV", "")];
+    let run = if leader {
+        let mut args: Vec<String> = [
+            "--join-coordinator",
+            "--coord-port",
+            &port.to_string(),
+            "--pid-mode=virtual",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(argv.split(' ').map(String::from));
+        pty.spawn(&env, env.tools.path("dmtcp_launch"), &args, &vars)
+    } else {
+        pty.spawn(&env, "unshare", &launch_argv(&env, port, argv), &vars)
+    };
     env.wait_peers(port, 1, true, LONG);
     let m = pty.mark();
     pty.send("x=41; f() { echo \"fn$(( $1 + 1 ))\"; }; trap 'echo WINCH$x' WINCH; echo ready$x\n");
@@ -65,11 +85,16 @@ fn shell_over_two_cycles(shell: &str, argv: &str, job_control: bool) {
         pty.send(JOBCTL);
         assert_job_control(&mut pty, m);
     }
+    if leader {
+        let m = pty.mark();
+        pty.send("set -- $(cat /proc/$$/stat); echo \"leads=$(( $6 == $$ ))\"\n");
+        pty.expect(m, "leads=1", QUICK);
+    }
     checkpoint_and_kill(&env, port, run);
 
     for (cycle, (rows, cols)) in [(30u16, 100u16), (40, 120)].into_iter().enumerate() {
         let mut pty = Pty::open(&env, rows, cols);
-        let run = restart_on(&env, port, &mut pty, 1);
+        let run = restart_on(&env, port, &mut pty, 1, leader);
         let m = pty.mark();
         pty.send(&format!("echo v$((x+{})); f {cycle}\n", cycle + 1));
         pty.expect(m, &format!("v{}", 42 + cycle), LONG);
@@ -105,4 +130,9 @@ fn bash_keeps_variables_functions_and_job_control_under_a_new_terminal() {
 #[test]
 fn dash_keeps_variables_and_functions_under_a_new_terminal() {
     shell_over_two_cycles("dash", "dash -i", true);
+}
+
+#[test]
+fn bash_leading_its_session_gets_the_restart_terminal_with_job_control() {
+    shell_cycles("bash", "bash --norc --noprofile -i", true, true);
 }

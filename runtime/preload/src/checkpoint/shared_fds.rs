@@ -37,6 +37,9 @@ use dmtcp_protocol::KvOp;
 use crate::session::{self, SessionError};
 
 const DB: &str = "dmtcp:pipes";
+/// Image section, present (empty) when fd 0 was the process's controlling terminal and that
+/// terminal came from outside the computation (read by dmtcp_restart's tree.rs).
+pub const TERMINAL_SECTION: &str = "terminal";
 /// Seconds a receiver waits for the leader's ends.
 const RECV_TIMEOUT_S: i64 = 30;
 
@@ -202,6 +205,30 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
             })
             .collect(),
     };
+    let terminal = terminal::capture();
+    // A terminal from outside the computation (not a pty some process of it leads): tell
+    // dmtcp_restart, which decides the session before the memory is back.
+    let fd0_pts = std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .and_then(|p| p.to_str()?.strip_prefix("/dev/pts/")?.parse::<u32>().ok());
+    let pty_index = |k: &desc::Key| match *k {
+        desc::Key::Pty { index, .. } => Some(index),
+        desc::Key::Desc { .. } => None,
+    };
+    let inner = fd0_pts.is_some_and(|n| {
+        recvs.iter().any(|r| pty_index(&r.key) == Some(n))
+            || leads.iter().any(|l| pty_index(&l.key) == Some(n))
+    });
+    if terminal.is_some()
+        && !inner
+        && let Some(job) = super::JOB
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+    {
+        job.sections
+            .push((TERMINAL_SECTION.to_string(), Vec::new()));
+    }
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
         generation,
@@ -209,7 +236,7 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
         shared,
         leads,
         recvs,
-        terminal: terminal::capture(),
+        terminal,
     });
     Ok(skip)
 }

@@ -32,13 +32,26 @@ pub fn build(images: &[Checked]) -> Tree {
     Tree { children, roots }
 }
 
+/// Image section written when fd 0 was the process's controlling terminal and came from
+/// outside the computation (runtime/preload/src/checkpoint/shared_fds.rs).
+const TERMINAL_SECTION: &str = "terminal";
+
 /// Takes back the session and process group of the checkpointed process. With exact pids the
 /// saved ids are valid as they are; otherwise only leadership can be restored.
+///
+/// A session leader whose controlling terminal was the user's comes back in the session of
+/// the terminal `dmtcp_restart` runs in (as a process group of its own) when that terminal is
+/// our controlling terminal: a new session could not take a terminal another session owns,
+/// and the restored process would have no job control. The restored runtime then makes it
+/// the foreground group (docs/fds.md, Terminals).
 pub fn restore_session(c: &Checked, exact: bool) {
     let p = &c.image.header().process;
+    let outer_tty = c.image.header().section(TERMINAL_SECTION).is_some();
     // SAFETY: plain process-attribute calls on ourselves; failures leave us where we are.
     unsafe {
-        if p.sid == p.pid {
+        if p.sid == p.pid && outer_tty && libc::tcgetsid(0) >= 0 {
+            libc::setpgid(0, 0);
+        } else if p.sid == p.pid {
             libc::setsid();
         } else if p.pgid == p.pid {
             libc::setpgid(0, 0);
