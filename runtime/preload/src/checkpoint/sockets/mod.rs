@@ -659,8 +659,11 @@ pub fn restart(table: Option<&FdTable>, report: Option<&RestoreReport>) -> Resul
     barrier?;
     b.connect(&plan)?;
     b.accept(&plan)?;
+    // Socketpair ends first (all were sent before anyone waits), then the sockets shared with
+    // other processes, which a leader can only pass on once it has them.
+    b.receive(&plan, false)?;
     b.hand_over(&plan);
-    b.receive(&plan)?;
+    b.receive(&plan, true)?;
     b.install(&plan, table)?;
     let t1 = Instant::now();
     refill_all(&plan.socks, true);
@@ -999,7 +1002,7 @@ impl Rebuild {
     }
 
     /// Socketpair ends made by another process, and sockets whose leader is another process.
-    fn receive(&mut self, plan: &Plan) -> Result<(), SocketError> {
+    fn receive(&mut self, plan: &Plan, followers: bool) -> Result<(), SocketError> {
         for (i, s) in plan.socks.iter().enumerate() {
             if let Role::Pair {
                 peer,
@@ -1013,13 +1016,19 @@ impl Rebuild {
                 self.new.insert(i, end);
             }
         }
-        let mut left = Self::expected_handovers(plan);
+        let waited = |i: usize| match plan.socks[i].role {
+            Role::Follower => followers,
+            Role::Pair { peer, active, .. } => {
+                plan.socks[i].domain == libc::AF_UNIX && !active && peer != plan.me
+            }
+            _ => false,
+        };
         let Some(inbox) = &self.inbox else {
             return Ok(());
         };
         sys::set_timeouts(inbox.as_raw_fd(), TIMEOUT.as_secs() as i64)
             .map_err(sys_err(-1, "SO_RCVTIMEO"))?;
-        while left > 0 {
+        while (0..plan.socks.len()).any(|i| waited(i) && !self.new.contains_key(&i)) {
             let (id, fd) =
                 sys::recv_fd(inbox.as_raw_fd()).map_err(sys_err(-1, "receive a socket"))?;
             let slot = plan.socks.iter().position(|s| match s.role {
@@ -1030,7 +1039,6 @@ impl Rebuild {
             match slot {
                 Some(i) if !self.new.contains_key(&i) => {
                     self.new.insert(i, fd);
-                    left -= 1;
                 }
                 _ => crate::warn!("received an unexpected socket (id {id:#x})"),
             }
