@@ -7,9 +7,9 @@
 //! line comes too) and through the master (what the program wrote to its terminal and the
 //! master holder has not read), then written back at once so the running program loses
 //! nothing, and again at restore. Writing back goes through the line discipline, so it is done
-//! with echo, signals, input translation and output post-processing off; a partly typed
-//! canonical line comes back as a complete line (the kernel pushes pending input when
-//! canonical mode is turned back on).
+//! with echo, signals, input translation, output post-processing and the editing characters
+//! off, in the terminal's own canonical or raw mode, so line ends are marked as they were and a
+//! partly typed line stays in the edit buffer.
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -189,7 +189,44 @@ mod queues {
         r
     }
 
-    /// Writes the queues back: `to_slave` through the master, `to_master` through `slave`.
+    /// The modes for writing bytes back: those of `t` (canonical or not, so the line
+    /// discipline marks line ends as it did) without echo, signals, input translation, output
+    /// post-processing, or editing characters (the bytes were edited already).
+    fn refilling(t: &libc::termios) -> libc::termios {
+        let mut r = transparent(t);
+        r.c_lflag |= t.c_lflag & libc::ICANON;
+        r.c_cc[libc::VMIN] = t.c_cc[libc::VMIN];
+        r.c_cc[libc::VTIME] = t.c_cc[libc::VTIME];
+        for c in [
+            libc::VERASE,
+            libc::VKILL,
+            libc::VEOF,
+            libc::VWERASE,
+            libc::VREPRINT,
+            libc::VLNEXT,
+            libc::VINTR,
+            libc::VQUIT,
+            libc::VSUSP,
+        ] {
+            r.c_cc[c] = 0;
+        }
+        r
+    }
+
+    /// The bytes of `data` the slave can read once they are in: all of them, or in canonical
+    /// mode those up to the last line end (a partly typed line stays in the edit buffer).
+    fn readable(t: &libc::termios, data: &[u8]) -> usize {
+        if t.c_lflag & libc::ICANON == 0 {
+            return data.len();
+        }
+        let eol = [b'\n', t.c_cc[libc::VEOL], t.c_cc[libc::VEOL2]];
+        data.iter()
+            .rposition(|b| *b != 0 && eol.contains(b))
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Writes the queues back, the terminal's queues being empty and its modes anything:
+    /// `to_slave` through the master, `to_master` through `slave`; then puts back `t`.
     fn refill(
         master: RawFd,
         slave: RawFd,
@@ -197,12 +234,16 @@ mod queues {
         to_slave: &[u8],
         to_master: &[u8],
     ) -> io::Result<()> {
-        let had = pending(slave)?;
-        let had_m = pending(master)?;
+        sys::tcsetattr(slave, &refilling(t))?;
         write_all(master, to_slave)?;
-        settle(slave, had + to_slave.len())?;
+        let want = readable(t, to_slave);
+        settle(slave, want)?;
+        if want < to_slave.len() {
+            // Nothing tells when a partial line was taken; the same work item takes it.
+            std::thread::sleep(Duration::from_millis(10));
+        }
         write_all(slave, to_master)?;
-        settle(master, had_m + to_master.len())?;
+        settle(master, to_master.len())?;
         sys::tcsetattr(slave, t)
     }
 
@@ -233,7 +274,6 @@ mod queues {
             return Ok(());
         }
         let slave = open_slave(master)?;
-        sys::tcsetattr(slave.as_raw_fd(), &transparent(t))?;
         refill(master, slave.as_raw_fd(), t, to_slave, to_master)
     }
 }

@@ -5,6 +5,7 @@ mod anon;
 mod files;
 mod misc;
 mod pipes;
+mod ptys;
 mod table_codec;
 mod unsupported;
 
