@@ -4,8 +4,7 @@
 //!   slave; after each restart the pair is connected again, bash keeps its variables, and
 //!   script keeps logging (the log holds what was typed before and after both restarts);
 //! - vim: text typed before the checkpoint is still in the buffer after the restarts (vim's
-//!   raw terminal mode comes back on the new terminal), `:wq` writes all of it (ignored for
-//!   now, see the test).
+//!   raw terminal mode comes back on the new terminal), `:wq` writes all of it.
 
 use dmtcp_tests::engine_support::LONG;
 use dmtcp_tests::pty::{Pty, checkpoint_and_kill, launch_argv, restart_on};
@@ -61,12 +60,9 @@ fn script_running_bash_keeps_its_pty_and_its_log() {
     }
 }
 
-/// Ignored: vim's timers (`timer_create` with SIGEV_THREAD) start glibc's timer helper thread,
-/// which blocks every signal while it waits in `sigtimedwait`, so the checkpoint signal never
-/// reaches it and the freeze waits until its timeout (an engine limit, reported; see
-/// runtime/preload/src/checkpoint/threads.rs).
+/// vim's timers are SIGEV_THREAD timers, made freezable by the runtime's `timer_create`
+/// wrapper (runtime/preload/src/checkpoint/posix_timers.rs).
 #[test]
-#[ignore = "engine: glibc's timer helper thread blocks the checkpoint signal"]
 fn vim_keeps_its_buffer_over_two_restarts() {
     let env = Env::new("tty_vim");
     let coord = env.coordinator(&[]);
