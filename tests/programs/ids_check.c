@@ -5,6 +5,7 @@
  *   kill(child) reaches the child and the child's kill(getppid()) answer reaches the parent,
  *   tgkill(pid, worker tid) reaches the worker (its handler checks its own tid),
  *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO) is the child,
+ *   setpriority/getpriority, sched_getscheduler and prlimit reach the child by its pid,
  *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
  *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
  * With "burst" among the arguments after N the parent then forks BURST short-lived children
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -191,6 +194,14 @@ int main(int argc, char **argv) {
         int st;
         pid_t w = waitpid(child, &st, WNOHANG);
         CHECK(w == 0, "tick %ld: waitpid(child) gave %d", n, w);
+        /* Other calls naming the child by pid: its nice value, set (never lowered, so no privilege
+         * needed) and read back. */
+        CHECK(setpriority(PRIO_PROCESS, child, n < 2 ? (int)n : 2) == 0, "tick %ld: setpriority", n);
+        errno = 0;
+        CHECK(getpriority(PRIO_PROCESS, child) == (n < 2 ? n : 2) && errno == 0, "tick %ld: getpriority", n);
+        CHECK(sched_getscheduler(child) == SCHED_OTHER, "tick %ld: sched_getscheduler", n);
+        struct rlimit rl;
+        CHECK(prlimit(child, RLIMIT_NOFILE, NULL, &rl) == 0, "tick %ld: prlimit", n);
         /* /proc paths by the old ids. */
         ssize_t l = readlink("/proc/self", buf, sizeof buf - 1);
         CHECK(l > 0, "tick %ld: readlink /proc/self", n);

@@ -24,7 +24,10 @@ symbols! {
     fstatat64 = c"fstatat64", readlink = c"readlink", waitpid = c"waitpid", wait4 = c"wait4",
     waitid = c"waitid", tcgetpgrp = c"tcgetpgrp", tcsetpgrp = c"tcsetpgrp",
     sigqueue = c"sigqueue", sched_getaffinity = c"sched_getaffinity",
-    sched_setaffinity = c"sched_setaffinity", fork = c"fork",
+    sched_setaffinity = c"sched_setaffinity", fork = c"fork", getpriority = c"getpriority",
+    setpriority = c"setpriority", prlimit = c"prlimit", prlimit64 = c"prlimit64",
+    sched_getparam = c"sched_getparam", sched_setparam = c"sched_setparam",
+    sched_getscheduler = c"sched_getscheduler", sched_setscheduler = c"sched_setscheduler",
 }
 
 #[allow(clippy::declare_interior_mutable_const)]

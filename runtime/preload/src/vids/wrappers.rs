@@ -280,3 +280,55 @@ pub unsafe extern "C" fn fork() -> pid_t {
     }
     ret(-(libc::EAGAIN as isize)) as pid_t
 }
+
+/// `who` of `getpriority`/`setpriority`: a pid or a process group for those kinds.
+fn priority_who(which: libc::__priority_which_t, who: libc::id_t) -> libc::id_t {
+    if which == libc::PRIO_PROCESS || which == libc::PRIO_PGRP {
+        to_real(who as i32) as libc::id_t
+    } else {
+        who
+    }
+}
+
+/// # Safety
+/// As `getpriority(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getpriority(which: libc::__priority_which_t, who: libc::id_t) -> c_int {
+    let f: unsafe extern "C" fn(libc::__priority_which_t, libc::id_t) -> c_int = real!(getpriority);
+    // SAFETY: forwarding.
+    unsafe { f(which, priority_who(which, who)) }
+}
+
+/// # Safety
+/// As `setpriority(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setpriority(
+    which: libc::__priority_which_t,
+    who: libc::id_t,
+    prio: c_int,
+) -> c_int {
+    let f: unsafe extern "C" fn(libc::__priority_which_t, libc::id_t, c_int) -> c_int =
+        real!(setpriority);
+    // SAFETY: forwarding.
+    unsafe { f(which, priority_who(which, who), prio) }
+}
+
+macro_rules! pid_first {
+    ($name:ident, ($($arg:ident: $ty:ty),*), $ret:ty) => {
+        /// # Safety
+        /// As the libc function of the same name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(pid: pid_t $(, $arg: $ty)*) -> $ret {
+            let f: unsafe extern "C" fn(pid_t $(, $ty)*) -> $ret = real!($name);
+            // SAFETY: forwarding with the real pid.
+            unsafe { f(to_real(pid) $(, $arg)*) }
+        }
+    };
+}
+
+pid_first!(prlimit, (res: c_int, new: *const libc::rlimit, old: *mut libc::rlimit), c_int);
+pid_first!(prlimit64, (res: c_int, new: *const libc::rlimit64, old: *mut libc::rlimit64), c_int);
+pid_first!(sched_getparam, (p: *mut libc::sched_param), c_int);
+pid_first!(sched_setparam, (p: *const libc::sched_param), c_int);
+pid_first!(sched_getscheduler, (), c_int);
+pid_first!(sched_setscheduler, (policy: c_int, p: *const libc::sched_param), c_int);
