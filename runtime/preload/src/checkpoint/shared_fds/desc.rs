@@ -223,17 +223,11 @@ pub fn resolve(
     let mut leads: BTreeMap<Key, Vec<i32>> = BTreeMap::new();
     let mut recvs: BTreeMap<Key, Vec<RawFd>> = BTreeMap::new();
     for (key, mine) in groups {
-        let others: Vec<Holder> = holders(&key)?
-            .into_iter()
-            .filter(|h| h.vpid != me)
-            .collect();
-        if others.is_empty() {
-            continue;
-        }
         if let Group::Pty { index, .. } = mine[0].group {
+            // Checked first: a terminal from outside (no master in the computation, the
+            // common case of every process's stdio) needs no holder list.
             let Some(leader) = number(session::kv(DB, format!("{key}:m").as_bytes(), KvOp::Get)?)
             else {
-                // No master in the computation: a terminal from outside (stdio rules).
                 continue;
             };
             let k = Key::Pty {
@@ -241,14 +235,27 @@ pub fn resolve(
                 index,
             };
             if leader as i32 == me {
-                let to = leads.entry(k).or_default();
-                to.extend(others.iter().map(|h| h.vpid));
+                let to: Vec<i32> = holders(&key)?
+                    .into_iter()
+                    .map(|h| h.vpid)
+                    .filter(|&v| v != me)
+                    .collect();
+                if !to.is_empty() {
+                    leads.entry(k).or_default().extend(to);
+                }
             } else {
                 recvs
                     .entry(k)
                     .or_default()
                     .extend(mine.iter().map(|c| c.fd));
             }
+            continue;
+        }
+        let others: Vec<Holder> = holders(&key)?
+            .into_iter()
+            .filter(|h| h.vpid != me)
+            .collect();
+        if others.is_empty() {
             continue;
         }
         for c in &mine {
