@@ -13,6 +13,9 @@ use crate::header::Header;
 use crate::region::{FileRef, Region, RegionId, RegionMeta, Run, Storage};
 use std::io::Write;
 
+mod parts;
+pub use parts::FrameInfo;
+
 /// Writer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterOptions {

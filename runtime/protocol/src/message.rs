@@ -145,6 +145,51 @@ pub enum WorkerMsg {
     },
     /// The process is exiting normally.
     Leaving,
+    /// How long this process's checkpoint took, phase by phase (sent before `CkptWritten`).
+    CkptPhases(CkptPhases),
+    /// Raw memory bytes saved so far and in all by this process's image writer.
+    CkptProgress {
+        done: u64,
+        total: u64,
+    },
+}
+
+/// One process's checkpoint, phase by phase, in microseconds: `suspend` freezing the threads,
+/// `drain` from frozen to the start of the write (process state, fds, plugins, barriers),
+/// `write` the image up to its fsync, `sync` the fsync, `resume` releasing the threads. With
+/// the forked writer, `write` and `sync` run after `resume`, while the program runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CkptPhases {
+    pub suspend_us: u64,
+    pub drain_us: u64,
+    pub write_us: u64,
+    pub sync_us: u64,
+    pub resume_us: u64,
+}
+
+impl CkptPhases {
+    /// Phase by phase, the longer of the two (the computation waits for its slowest process).
+    pub fn max(self, o: CkptPhases) -> CkptPhases {
+        CkptPhases {
+            suspend_us: self.suspend_us.max(o.suspend_us),
+            drain_us: self.drain_us.max(o.drain_us),
+            write_us: self.write_us.max(o.write_us),
+            sync_us: self.sync_us.max(o.sync_us),
+            resume_us: self.resume_us.max(o.resume_us),
+        }
+    }
+}
+
+/// A checkpoint under way, summed over its processes (in the reply to `Status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CkptProgress {
+    pub generation: u32,
+    /// Raw memory bytes saved so far and in all, over the processes that reported.
+    pub done: u64,
+    pub total: u64,
+    /// Processes whose image is written, out of all taking part.
+    pub processes_done: u32,
+    pub processes: u32,
 }
 
 /// The coordinator to a process of the computation.
@@ -256,6 +301,8 @@ pub struct CommandReply {
     pub last_checkpoint: Option<CheckpointSummary>,
     /// A human explanation when the status is not `Success`.
     pub message: Option<String>,
+    /// The checkpoint under way, if any.
+    pub progress: Option<CkptProgress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,4 +324,6 @@ pub struct CheckpointSummary {
     pub bytes: u64,
     pub duration_ms: u64,
     pub restart_script: Option<String>,
+    /// Phase by phase, the longest over the processes that reported them.
+    pub phases: Option<CkptPhases>,
 }

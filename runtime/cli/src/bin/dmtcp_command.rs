@@ -14,6 +14,9 @@ use dmtcp_protocol::{
 use std::fmt::Write as _;
 use std::time::Duration;
 
+#[path = "dmtcp_command/progress.rs"]
+mod progress;
+
 /// DMTCP's usage text (shown by `--help` and on usage errors with no other explanation).
 const USAGE: &str = "\
 Usage:  dmtcp_command [OPTIONS] COMMAND [COMMAND...]
@@ -431,6 +434,13 @@ impl JsonObject {
         self.num(k, v)
     }
 
+    /// A nested object (a key DMTCP does not print: only ever added after its keys).
+    fn object(mut self, k: &str, v: JsonObject) -> Self {
+        self.key(k);
+        self.0.push_str(&v.finish());
+        self
+    }
+
     fn finish(mut self) -> String {
         self.0.push('}');
         self.0
@@ -528,7 +538,7 @@ fn success_json(request: Request, target: &Target, reply: &CommandReply) -> Stri
         &target.display_host,
         target.port,
     );
-    match request {
+    let obj = match request {
         Request::Status => head
             .num("num_peers", reply.num_peers)
             .bool("running", reply.running)
@@ -537,6 +547,33 @@ fn success_json(request: Request, target: &Target, reply: &CommandReply) -> Stri
         Request::Checkpoint(_) => head.num("num_peers", reply.num_peers),
         Request::Interval(_) => head.num("checkpoint_interval", reply.interval),
         Request::Kill | Request::Quit => head,
+    };
+    // Not in DMTCP: the last checkpoint's phases (longest over its processes), after DMTCP's
+    // keys so those stay byte-identical.
+    let with_phases = matches!(
+        request,
+        Request::Status | Request::Checkpoint(CkptMode::Blocking | CkptMode::KillAfter)
+    );
+    match reply
+        .last_checkpoint
+        .as_ref()
+        .and_then(|c| c.phases.map(|p| (c, p)))
+    {
+        Some((c, p)) if with_phases => {
+            let ms = |us: u64| us as f64 / 1000.0;
+            obj.object(
+                "phases",
+                JsonObject::new()
+                    .num("generation", c.generation)
+                    .num("suspend_ms", ms(p.suspend_us))
+                    .num("drain_ms", ms(p.drain_us))
+                    .num("write_ms", ms(p.write_us))
+                    .num("sync_ms", ms(p.sync_us))
+                    .num("resume_ms", ms(p.resume_us))
+                    .num("total_ms", c.duration_ms),
+            )
+        }
+        _ => obj,
     }
     .finish()
 }
@@ -669,7 +706,17 @@ fn main() {
         Err(e) => usage_failure(opts.json, &e),
     };
     let request = opts.request;
-    let (outcome, reply, error) = match send(&mut target, request) {
+    let watcher = match request {
+        Request::Checkpoint(CkptMode::Blocking | CkptMode::KillAfter) if !opts.json => {
+            progress::Watcher::start(&target.connect_host, target.port)
+        }
+        _ => None,
+    };
+    let sent = send(&mut target, request);
+    if let Some(w) = watcher {
+        w.finish();
+    }
+    let (outcome, reply, error) = match sent {
         Ok(reply) => (Outcome::of(reply.status), Some(reply), None),
         Err(e) if e.is_not_found() => (Outcome::NotFound, None, None),
         Err(e) => (Outcome::Refused, None, Some(e)),
@@ -870,6 +917,7 @@ mod tests {
             }],
             last_checkpoint: None,
             message: None,
+            progress: None,
         }
     }
 

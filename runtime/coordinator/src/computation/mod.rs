@@ -8,9 +8,9 @@ use crate::kv::KvStore;
 use crate::restart_script::{self, RestartScript};
 use dmtcp_protocol::ids::host_id;
 use dmtcp_protocol::{
-    Assignment, CheckpointOrder, CheckpointSummary, CkptMode, Command, CommandReply, CommandStatus,
-    CompId, CoordMsg, KvResponse, RejectReason, Rejected, RestartHello, UniquePid, WorkerHello,
-    WorkerInfo, WorkerMsg, WorkerState,
+    Assignment, CheckpointOrder, CheckpointSummary, CkptMode, CkptPhases, CkptProgress, Command,
+    CommandReply, CommandStatus, CompId, CoordMsg, KvResponse, RejectReason, Rejected,
+    RestartHello, UniquePid, WorkerHello, WorkerInfo, WorkerMsg, WorkerState,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -148,6 +148,10 @@ struct InFlight {
     /// Image path, size and host per participant that finished.
     written: BTreeMap<ConnId, (String, u64, String)>,
     waiters: Vec<CmdId>,
+    /// Raw bytes saved so far and in all, per participant that reported progress.
+    progress: BTreeMap<ConnId, (u64, u64)>,
+    /// Phase timings per participant that reported them.
+    phases: BTreeMap<ConnId, CkptPhases>,
 }
 
 #[derive(Debug)]
@@ -541,6 +545,21 @@ impl Computation {
                 self.remove_peer(conn, now, &mut out);
                 out.push(Action::Disconnect(conn));
             }
+            WorkerMsg::CkptPhases(p) => {
+                if let Some(f) = &mut self.in_flight
+                    && f.participants.contains(&conn)
+                {
+                    debug!(peer = conn, phases = ?p, "checkpoint phases");
+                    f.phases.insert(conn, p);
+                }
+            }
+            WorkerMsg::CkptProgress { done, total } => {
+                if let Some(f) = &mut self.in_flight
+                    && f.participants.contains(&conn)
+                {
+                    f.progress.insert(conn, (done, total));
+                }
+            }
         }
         out
     }
@@ -675,6 +694,8 @@ impl Computation {
             participants: self.peers.keys().copied().collect(),
             written: BTreeMap::new(),
             waiters: Vec::new(),
+            progress: BTreeMap::new(),
+            phases: BTreeMap::new(),
         });
         self.next_ckpt = None;
         info!(
@@ -732,12 +753,14 @@ impl Computation {
             local_host: self.cfg.local_hostname.clone(),
             images: f.written.into_values().map(|(i, _, h)| (h, i)).collect(),
         };
+        let phases = f.phases.values().copied().reduce(CkptPhases::max);
         let summary = CheckpointSummary {
             generation: f.order.generation,
             images,
             bytes,
             duration_ms: now.at.saturating_duration_since(f.started).as_millis() as u64,
             restart_script: Some(script.path().to_string_lossy().into_owned()),
+            phases,
         };
         info!(
             generation = summary.generation,
@@ -746,6 +769,19 @@ impl Computation {
             ms = summary.duration_ms,
             "checkpoint complete"
         );
+        if let Some(p) = phases {
+            let ms = |us: u64| us as f64 / 1000.0;
+            info!(
+                generation = summary.generation,
+                processes = f.phases.len(),
+                suspend_ms = ms(p.suspend_us),
+                drain_ms = ms(p.drain_us),
+                write_ms = ms(p.write_us),
+                sync_ms = ms(p.sync_us),
+                resume_ms = ms(p.resume_us),
+                "checkpoint phases (longest over the processes)"
+            );
+        }
         out.push(Action::WriteRestartScript(Box::new(script)));
         self.last = Some(summary);
         for w in f.waiters {
@@ -811,6 +847,13 @@ impl Computation {
             workers,
             last_checkpoint: self.last.clone(),
             message,
+            progress: self.in_flight.as_ref().map(|f| CkptProgress {
+                generation: f.order.generation,
+                done: f.progress.values().map(|p| p.0).sum(),
+                total: f.progress.values().map(|p| p.1).sum(),
+                processes_done: f.written.len() as u32,
+                processes: f.participants.len() as u32,
+            }),
         }
     }
 

@@ -6,8 +6,9 @@
 //! run (ours would join the coordinator) and the program's SIGCHLD handler and `waitpid(-1)`
 //! never see it. It reports through a shared page made at start-up (and again after restart).
 
+use super::compress::Progress;
 use super::write::{self, Job, Written};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use dmtcp_restorer::sys;
 
 const PAGE: usize = 4096;
@@ -16,14 +17,19 @@ const ERR_MAX: usize = 2048;
 
 #[repr(C)]
 struct Report {
-    /// 0: nothing yet, 1: written, 2: failed.
-    status: u32,
+    /// 0: nothing yet, 1: written, 2: failed (a futex word: the child wakes the parent).
+    status: AtomicU32,
     path_len: u32,
     err_len: u32,
     bytes: u64,
     path: [u8; PATH_MAX],
     err: [u8; ERR_MAX],
+    write_ns: u64,
+    sync_ns: u64,
+    progress: Progress,
 }
+
+const _: () = assert!(core::mem::size_of::<Report>() <= PAGE);
 
 static REPORT: AtomicUsize = AtomicUsize::new(0);
 /// The process that mapped the page: a child of the program's `fork` inherits the mapping
@@ -67,32 +73,40 @@ pub fn spawn(job: &Job) -> Option<i32> {
         return None;
     }
     // SAFETY: the report page is ours; nobody else writes it while no child runs.
-    unsafe { (*(report as *mut Report)).status = 0 };
+    unsafe {
+        (*(report as *mut Report))
+            .status
+            .store(0, Ordering::Release)
+    };
     // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
     // here on a copy of this stack. It only writes the image and exits.
     let pid = unsafe { sys::syscall5(56, 0, 0, 0, 0, 0) };
     if pid == 0 {
         // The child's own heap must not unmap what its memory map lists (see `defer_unmaps`).
         crate::HEAP.defer_unmaps(true);
-        let r = write::write_image(job);
-        // SAFETY: the shared page, written by this child only.
+        // SAFETY: the shared page, written by this child only (the parent only reads it).
         let rep = unsafe { &mut *(report as *mut Report) };
+        let r = write::write_image(job, Some(&rep.progress));
         match r {
             Ok(w) => {
                 let n = w.path.len().min(PATH_MAX);
                 rep.path[..n].copy_from_slice(&w.path.as_bytes()[..n]);
                 rep.path_len = n as u32;
                 rep.bytes = w.bytes;
-                rep.status = 1;
+                rep.write_ns = w.write_ns;
+                rep.sync_ns = w.sync_ns;
+                rep.status.store(1, Ordering::Release);
             }
             Err(e) => {
                 let msg = e.to_string();
                 let n = msg.len().min(ERR_MAX);
                 rep.err[..n].copy_from_slice(&msg.as_bytes()[..n]);
                 rep.err_len = n as u32;
-                rep.status = 2;
+                rep.status.store(2, Ordering::Release);
             }
         }
+        // SAFETY: waking the parent waiting on the shared status word.
+        unsafe { sys::syscall3(sys::SYS_FUTEX, rep.status.as_ptr() as usize, FUTEX_WAKE, 1) };
         sys::exit_group(0);
     }
     if pid > 0 {
@@ -102,11 +116,20 @@ pub fn spawn(job: &Job) -> Option<i32> {
     (pid > 0).then_some(pid as i32)
 }
 
-/// Waits for the writer `pid` and returns what it reported.
-pub fn wait(pid: i32) -> Result<Written, String> {
+/// Shared (not private) futex operations: the word is in memory shared with the child.
+const FUTEX_WAIT: usize = 0;
+const FUTEX_WAKE: usize = 1;
+
+/// Waits for the writer `pid` and returns what it reported. Meanwhile calls `progress` with
+/// the raw bytes saved so far and in all, about four times a second while they change.
+pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, String> {
+    let report = REPORT.load(Ordering::Acquire);
+    // SAFETY: the shared page; the child writes it, we only read.
+    let rep = unsafe { &*(report as *const Report) };
     let mut info = [0u8; 128];
+    let mut last = u64::MAX;
     loop {
-        // waitid(P_PID, pid, &info, WEXITED | __WCLONE, NULL)
+        // waitid(P_PID, pid, &info, WEXITED | WNOHANG | __WCLONE, NULL)
         // SAFETY: waitid into a local siginfo buffer.
         let r = unsafe {
             sys::syscall5(
@@ -114,7 +137,7 @@ pub fn wait(pid: i32) -> Result<Written, String> {
                 1,
                 pid as usize,
                 info.as_mut_ptr() as usize,
-                4 | 0x8000_0000,
+                4 | 1 | 0x8000_0000,
                 0,
             )
         };
@@ -124,15 +147,36 @@ pub fn wait(pid: i32) -> Result<Written, String> {
         if sys::is_err(r) {
             return Err(format!("lost the image writer process (errno {})", -r));
         }
-        break;
+        // siginfo's si_pid (offset 16) is 0 while the child has not exited.
+        if i32::from_ne_bytes([info[16], info[17], info[18], info[19]]) == pid {
+            break;
+        }
+        let done = rep.progress.done.load(Ordering::Relaxed);
+        if done != last {
+            last = done;
+            progress(done, rep.progress.total.load(Ordering::Relaxed));
+        }
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 250_000_000,
+        };
+        // SAFETY: a timed wait on the shared status word while it is 0 (nothing reported).
+        unsafe {
+            sys::syscall4(
+                sys::SYS_FUTEX,
+                rep.status.as_ptr() as usize,
+                FUTEX_WAIT,
+                0,
+                &ts as *const libc::timespec as usize,
+            )
+        };
     }
-    let report = REPORT.load(Ordering::Acquire);
-    // SAFETY: the child has exited; the page is ours to read.
-    let rep = unsafe { &*(report as *const Report) };
-    match rep.status {
+    match rep.status.load(Ordering::Acquire) {
         1 => Ok(Written {
             path: String::from_utf8_lossy(&rep.path[..rep.path_len as usize]).into_owned(),
             bytes: rep.bytes,
+            write_ns: rep.write_ns,
+            sync_ns: rep.sync_ns,
         }),
         2 => Err(String::from_utf8_lossy(&rep.err[..rep.err_len as usize]).into_owned()),
         _ => Err("the image writer process died before finishing".into()),

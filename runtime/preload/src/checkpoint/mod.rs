@@ -16,6 +16,7 @@
 //! - report outcomes to the program's API: `api::note_checkpoint_done(generation, image)`,
 //!   `api::note_checkpoint_failed()`, and after a restart `api::note_restart(generation)`.
 
+mod compress;
 mod fds;
 mod forked;
 mod incremental;
@@ -37,7 +38,9 @@ use crate::plugin::{self, Event};
 use crate::session::{self, SessionError};
 use crate::{api, ckpt_lock, runtime};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use dmtcp_protocol::{Assignment, CheckpointOrder, CoordMsg, KvOp, WorkerMsg, WorkerState};
+use dmtcp_protocol::{
+    Assignment, CheckpointOrder, CkptPhases, CoordMsg, KvOp, WorkerMsg, WorkerState,
+};
 use dmtcp_restorer::sys;
 use std::sync::Mutex;
 
@@ -218,6 +221,7 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
     }
     let sig = CKPT_SIGNAL.load(Ordering::Acquire) as i32;
     *JOB.lock().unwrap_or_else(|e| e.into_inner()) = Some(prepare(order));
+    let t_start = write::now_ns();
     if let Err(e) = threads::freeze_all(sig, FREEZE_TIMEOUT.load(Ordering::Relaxed) as u64) {
         sockets::resume();
         threads::release_all();
@@ -226,6 +230,7 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         return vote_and_report(order, e.into());
     }
     // From here until release, no allocation through the program's malloc, no dlsym, no stdio.
+    let t_frozen = write::now_ns();
     plugin::dispatch_checkpoint(Event::PreCheckpoint, order.generation);
     if let Some(job) = JOB.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         job.sections = plugin::sections_to_save();
@@ -256,12 +261,21 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
         },
         Ok(Outcome::Forked(pid)) => {
             // The child has its snapshot: the program runs on while it writes.
+            let t_resume = write::now_ns();
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
             sockets::resume();
             threads::release_all();
-            let written = settle(order, forked::wait(pid).map_err(CkptError::Forked))?;
+            let resumed = write::now_ns() - t_resume;
+            // The coordinator sums every process's progress for `dmtcp_command -bc`.
+            let progress = |done, total| {
+                let _ = session::send(&WorkerMsg::CkptProgress { done, total });
+            };
+            let waited = forked::wait(pid, progress).map_err(CkptError::Forked);
+            let written = settle(order, waited)?;
             return match written {
                 Ok(w) => {
+                    let p = phases(t_start, t_frozen, &w, resumed);
+                    session::send(&WorkerMsg::CkptPhases(p))?;
                     session::send(&WorkerMsg::CkptWritten {
                         image: w.path.clone(),
                         bytes: w.bytes,
@@ -290,9 +304,13 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
             return report_failure(e);
         }
     };
-    let sent = session::send(&WorkerMsg::CkptWritten {
-        image: written.path.clone(),
-        bytes: written.bytes,
+    // In-process: the threads are still frozen, so the resume time is not known yet (0).
+    let p = phases(t_start, t_frozen, &written, 0);
+    let sent = session::send(&WorkerMsg::CkptPhases(p)).and_then(|()| {
+        session::send(&WorkerMsg::CkptWritten {
+            image: written.path.clone(),
+            bytes: written.bytes,
+        })
     });
     if sent.is_ok() && order.kill_after {
         // The computation ends after this checkpoint: do not let the program run past it.
@@ -334,6 +352,21 @@ fn settle(
         }
         Err(e) => Err(e),
     })
+}
+
+/// When the writer started (the end of the drain phase), set in our signal handler.
+static DRAINED_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// This process's checkpoint phases (see `dmtcp_protocol::CkptPhases`); `resumed` in ns.
+fn phases(start: u64, frozen: u64, w: &write::Written, resumed: u64) -> CkptPhases {
+    let drained = DRAINED_NS.load(Ordering::Acquire).max(frozen);
+    CkptPhases {
+        suspend_us: frozen.saturating_sub(start) / 1000,
+        drain_us: (drained - frozen) / 1000,
+        write_us: w.write_ns / 1000,
+        sync_us: w.sync_ns / 1000,
+        resume_us: resumed / 1000,
+    }
 }
 
 enum Outcome {
@@ -402,11 +435,14 @@ fn write_from_handler() {
     if FORK_THIS.load(Ordering::Acquire)
         && let Some(pid) = forked::spawn(&job)
     {
+        // The clone (the page-table copy) counts as drain: the program is still frozen.
+        DRAINED_NS.store(write::now_ns(), Ordering::Release);
         WRITER_PID.store(pid, Ordering::Release);
         return;
     }
+    DRAINED_NS.store(write::now_ns(), Ordering::Release);
     crate::HEAP.defer_unmaps(true);
-    let result = write::write_image(&job);
+    let result = write::write_image(&job, None);
     *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
     crate::HEAP.defer_unmaps(false);
 }
@@ -489,6 +525,7 @@ fn prepare(order: &CheckpointOrder) -> write::Job {
         dir,
         file_name: format!("ckpt_{}_{}.dmtcp", sanitize(&program), upid),
         compress: settings.is_none_or(|s| s.gzip),
+        tuning: compress::Tuning::from_env(),
         identity,
         assignment,
         entry: restart::dmtcp_restart_entry as *const () as u64,

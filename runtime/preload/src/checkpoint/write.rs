@@ -3,6 +3,7 @@
 //! with everything restart must match or restore, then fsync. The rename into place
 //! ([`commit`]) waits until every process of the computation has written its image.
 
+use super::compress::{self, Compression, Plan, Progress, Tuning};
 use super::incremental::Incremental;
 use super::layout::{self, in_hole};
 use super::maps::{self, Mapping, Pagemap};
@@ -28,6 +29,11 @@ pub enum WriteError {
         path: String,
         err: dmtcp_image::ImageError,
     },
+    #[error("cannot write the image {path}: {err}")]
+    Compress {
+        path: String,
+        err: compress::CompressError,
+    },
 }
 
 /// Everything the writer needs, prepared before the program is frozen.
@@ -35,6 +41,8 @@ pub struct Job {
     pub dir: String,
     pub file_name: String,
     pub compress: bool,
+    /// Workers and adaptive storage (`DMTCP_CKPT_THREADS`, `DMTCP_GZIP=adaptive`).
+    pub tuning: Tuning,
     pub identity: dmtcp_image::ProcessIdentity,
     /// postcard bytes of the process's coordinator `Assignment` (restart sends it back).
     pub assignment: Vec<u8>,
@@ -53,6 +61,20 @@ pub struct Written {
     /// The final path; the bytes are at `<path>.part` until [`commit`].
     pub path: String,
     pub bytes: u64,
+    /// Time spent writing the image (maps, pages, metadata) and in its fsync.
+    pub write_ns: u64,
+    pub sync_ns: u64,
+}
+
+/// Nanoseconds on the monotonic clock (a vDSO call: no lock, fine while frozen).
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Renames `<path>.part` into place and makes the rename durable: from now on restart picks
@@ -74,7 +96,18 @@ pub fn discard(w: &Written) {
 
 pub const ASSIGNMENT_SECTION: &str = "assignment";
 
-pub fn write_image(job: &Job) -> Result<Written, WriteError> {
+/// Writes the image to `<dir>/<file>.part` and fsyncs it; `progress` (when given) follows the
+/// saved bytes, for the coordinator's progress report. A failed write leaves no `.part`.
+pub fn write_image(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteError> {
+    let r = write_part(job, progress);
+    if r.is_err() {
+        let _ = std::fs::remove_file(format!("{}/{}.part", job.dir, job.file_name));
+    }
+    r
+}
+
+fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteError> {
+    let t0 = now_ns();
     let maps = maps::read_self().map_err(WriteError::Maps)?;
     let saved = layout::capture(&maps);
     let mut header = Header::new();
@@ -119,8 +152,17 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
             path: part.clone(),
             err,
         })?;
+    let tuning = Tuning {
+        crash_generation: (job.tuning.crash_generation).filter(|&g| g == job.identity.generation),
+        ..job.tuning
+    };
+    let mode = match (job.compress, job.tuning.adaptive) {
+        (false, _) => Compression::Off,
+        (true, false) => Compression::On,
+        (true, true) => Compression::Adaptive,
+    };
     let opts = WriterOptions {
-        level: if job.compress { Some(1) } else { None },
+        level: (mode != Compression::Off).then_some(LEVEL),
         ..WriterOptions::default()
     };
     let mut inc = Incremental::prepare(
@@ -136,29 +178,64 @@ pub fn write_image(job: &Job) -> Result<Written, WriteError> {
     let mut w = ImageWriter::new(BufWriter::with_capacity(1 << 20, file), &header, opts)
         .map_err(fmt_err)?;
     let mut pagemap = Pagemap::open().map_err(io_err)?;
+    let mut plan = Plan::new(opts.frame_size);
+    let mut unreadable = Vec::new();
+    let mut declared = Ok(());
     for m in &maps {
         if m.is_kernel_special() || in_hole(m) || m.len() == 0 {
             continue;
         }
-        let id = w.add_region(region_meta(m)).map_err(fmt_err)?;
-        save_region(&mut w, id, m, &mut pagemap, inc.as_mut()).map_err(|e| match e {
-            SaveError::Io(err) => io_err(err),
-            SaveError::Image(err) => fmt_err(err),
-        })?;
+        declared = w
+            .add_region(region_meta(m))
+            .map_err(fmt_err)
+            .and_then(|id| {
+                plan_region(&mut w, id, m, &mut pagemap, &mut plan, &mut unreadable).map_err(|e| {
+                    match e {
+                        SaveError::Io(err) => io_err(err),
+                        SaveError::Image(err) => fmt_err(err),
+                    }
+                })
+            });
+        if declared.is_err() {
+            break;
+        }
     }
+    let written =
+        declared.and_then(|()| match inc.as_mut() {
+            Some(inc) => inc
+                .write_pieces(plan.pieces.iter().map(|p| (p.addr, p.len)), &mut w)
+                .map_err(fmt_err),
+            None => compress::write_frames(&plan, &mut w, mode, LEVEL, &tuning, progress).map_err(
+                |err| WriteError::Compress {
+                    path: part.clone(),
+                    err,
+                },
+            ),
+        });
+    for (m, prot) in unreadable {
+        // SAFETY: restoring the protection `plan_region` changed.
+        unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot) };
+    }
+    written?;
     let (bw, stats) = w.finish().map_err(fmt_err)?;
     let file = bw.into_inner().map_err(|e| io_err(e.into_error()))?;
+    let t1 = now_ns();
     file.sync_all().map_err(io_err)?;
     drop(file);
     if let Some(inc) = &inc {
-        inc.log();
         inc.prune();
     }
+    let t2 = now_ns();
     Ok(Written {
         path: final_path,
         bytes: stats.file_bytes,
+        write_ns: t1 - t0,
+        sync_ns: t2 - t1,
     })
 }
+
+/// zstd level of compressed images.
+const LEVEL: i32 = 1;
 
 fn region_meta(m: &Mapping) -> RegionMeta {
     let mut flags = 0;
@@ -212,14 +289,17 @@ enum SaveError {
 
 const PAGE: u64 = 4096;
 
-/// Saves the pages of `m` that carry information: resident ones for anonymous memory, every
-/// page inside the file for file mappings (their untouched pages are the file's bytes).
-fn save_region<W: Write>(
+/// Declares the pages of `m` that carry information and adds them to `plan`: resident ones for
+/// anonymous memory, every page inside the file for file mappings (their untouched pages are
+/// the file's bytes). A mapping without read access is made readable until the image is
+/// written (listed in `unreadable` with its protection, to restore).
+fn plan_region<W: Write>(
     w: &mut ImageWriter<W>,
     id: RegionId,
     m: &Mapping,
     pagemap: &mut Pagemap,
-    mut inc: Option<&mut Incremental>,
+    plan: &mut Plan,
+    unreadable: &mut Vec<(Mapping, i32)>,
 ) -> Result<(), SaveError> {
     let inaccessible = !m.read && !m.write && !m.exec;
     let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -243,37 +323,21 @@ fn save_region<W: Write>(
     if runs.is_empty() {
         return Ok(());
     }
-    let prot = (m.read as i32 * libc::PROT_READ)
-        | (m.write as i32 * libc::PROT_WRITE)
-        | (m.exec as i32 * libc::PROT_EXEC);
     if !m.read {
+        let prot = (m.write as i32 * libc::PROT_WRITE) | (m.exec as i32 * libc::PROT_EXEC);
         // SAFETY: temporarily adding read access to one of our own mappings.
         let r =
             unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot | libc::PROT_READ) };
         if r != 0 {
             return Ok(()); // Not readable at all (a special mapping): keep its metadata only.
         }
+        unreadable.push((m.clone(), prot));
     }
-    let mut result = Ok(());
     for (off, len) in runs {
-        // SAFETY: the range is mapped and readable; the program is frozen, and the only
-        // thread writing memory is this one.
-        let data =
-            unsafe { std::slice::from_raw_parts((m.start + off) as *const u8, len as usize) };
-        let r = match inc.as_deref_mut() {
-            Some(i) => i.write_run(w, id, m.start, off, data),
-            None => w.write_data(id, off, data),
-        };
-        if let Err(e) = r {
-            result = Err(SaveError::Image(e));
-            break;
-        }
+        w.add_run(id, off, len).map_err(SaveError::Image)?;
+        plan.push(m.start + off, len);
     }
-    if !m.read {
-        // SAFETY: restoring the protection we changed above.
-        unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot) };
-    }
-    result
+    Ok(())
 }
 
 fn kernel_release() -> String {
