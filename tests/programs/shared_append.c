@@ -3,7 +3,9 @@
  * fd, opened without O_APPEND, so only the shared offset keeps their records from
  * overwriting each other; each also adds 1 to the eventfd. The parent prints "step K" every
  * 50 turns; at the end it checks the offset and the file ("file ok N"), reads the eventfd
- * ("eventfd 2N", one counter for both) and prints "done". */
+ * ("eventfd 2N", one counter for both) and prints "done". The child also opens the file
+ * itself, read-only: that description is its own (not shared), and it reads the records back
+ * one per turn at its own offset. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -57,8 +59,16 @@ int main(int argc, char **argv) {
     pid_t pid = fork();
     if (pid == 0) {
         char t;
+        int own = open(argv[1], O_RDONLY);
+        if (own < 0) { printf("FAIL child: open: %s\n", strerror(errno)); return 3; }
         for (long i = 1; i <= n; i++) {
             if (xread(p2c[0], &t, 1)) { printf("FAIL child: token: %s\n", strerror(errno)); return 3; }
+            char got[REC + 1] = {0}, want[32];
+            snprintf(want, sizeof want, "%c%05ld\n", i % 2 ? 'P' : 'C', (i + 1) / 2);
+            if (xread(own, got, REC) || memcmp(got, want, REC) != 0) {
+                printf("CORRUPT child read '%.7s' at record %ld, expected '%.7s' (%s)\n", got, i, want, strerror(errno));
+                return 3;
+            }
             if (turn(file, efd, 'C', i)) return 3;
             if (xwrite(c2p[1], "c", 1)) return 3;
         }
@@ -85,7 +95,7 @@ int main(int argc, char **argv) {
     char line[32];
     long recs = 0;
     while (f && fgets(line, sizeof line, f)) {
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "%c%05ld\n", recs % 2 ? 'C' : 'P', recs / 2 + 1);
         if (strcmp(line, want) != 0) { printf("CORRUPT record %ld: '%s'\n", recs, line); return 3; }
         recs++;

@@ -3,7 +3,9 @@
 //! one inherited fd opened without O_APPEND, and both count in one inherited eventfd. After
 //! two checkpoint/kill/restart cycles the file holds every record once, in turn order (a
 //! per-process offset would make them overwrite each other), the parent's offset is the sum
-//! of both processes' writes, and the eventfd counted both processes' increments.
+//! of both processes' writes, and the eventfd counted both processes' increments. The child
+//! also opened the file itself (read-only): that description stays its own, and its offset
+//! keeps following the records.
 
 use dmtcp_tests::engine_support::{
     LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
