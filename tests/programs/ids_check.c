@@ -113,11 +113,32 @@ static void child_main(void) {
 
 static int after_exec(char **argv);
 
-/* New children after a restart: each must get a pid that names nobody else of the computation
- * (its getpid() equals what fork returned, and waitpid by that pid reaps it, not an old
- * process of the same virtual pid). */
+static volatile pid_t burst_tid;
+static volatile int burst_go;
+
+static void *burst_thread(void *arg) {
+    (void)arg;
+    burst_tid = gettid();
+    while (!burst_go) pause_ms(1);
+    return NULL;
+}
+
+/* New children and threads after a restart: each must get an id that names nobody else of
+ * the computation (a child's getpid() equals what fork returned, and waitpid by that pid
+ * reaps it, not an old process of the same virtual pid; a thread's gettid() is none of the
+ * known ids, and tgkill reaches it by that id). */
 static void fork_burst(pid_t pid0, pid_t child, pid_t wtid) {
     for (int i = 0; i < BURST; i++) {
+        pthread_t th;
+        burst_tid = 0;
+        burst_go = 0;
+        CHECK(pthread_create(&th, NULL, burst_thread, NULL) == 0, "burst thread %d", i);
+        while (!burst_tid) pause_ms(1);
+        pid_t bt = burst_tid;
+        CHECK(bt != pid0 && bt != child && bt != wtid, "burst %d: new thread got tid %d in use", i, bt);
+        CHECK(tgkill(pid0, bt, 0) == 0, "burst %d: tgkill(new thread %d)", i, bt);
+        burst_go = 1;
+        pthread_join(th, NULL);
         int fds[2];
         CHECK(pipe(fds) == 0, "pipe");
         pid_t p = fork();

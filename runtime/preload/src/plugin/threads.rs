@@ -39,6 +39,7 @@ fn gettid() -> i32 {
 extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     // SAFETY: `p` is the Box leaked by `pthread_create` below, handed to exactly this thread.
     let start = unsafe { Box::from_raw(p.cast::<Start>()) };
+    crate::vids::on_new_thread();
     registry::dispatch(Event::ThreadStart, &EventData::with_tid(gettid()));
     EXIT_GUARD.with(|g| *g.borrow_mut() = Some(ExitGuard));
     (start.routine)(start.arg)
@@ -77,7 +78,9 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut c_void,
 ) -> c_int {
     let real: CreateFn = real_fn!("pthread_create");
-    let wrap = registry::has_plugins() && base_of(routine as usize) != own_base();
+    // Also after a restart with virtual ids: a new thread checks its tid first (vids/mod.rs).
+    let wrap = (registry::has_plugins() || crate::vids::table::active())
+        && base_of(routine as usize) != own_base();
     if !wrap {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real(thread, attr, routine, arg) };

@@ -34,6 +34,17 @@ pub fn on_fork_child() {
     }
 }
 
+/// First thing in a thread the program created after a restart: a real tid that is a virtual
+/// id in use cannot be refused like a fork's pid (the thread runs already), so the thread gets
+/// a virtual tid of its own instead (see `table::add_fresh`).
+pub fn on_new_thread() {
+    let t = sys::gettid();
+    if table::classify_new(t) == table::NewId::Taken {
+        let v = table::add_fresh(t);
+        crate::debug!("new thread's tid {t} is a virtual id in use; its virtual tid is {v}");
+    }
+}
+
 /// Carries the table through `exec` (and into programs a member spawns): `v:r,v:r,...`.
 pub const TABLE_ENV: &str = "DMTCP_VIDS";
 

@@ -131,6 +131,37 @@ pub fn replace(new: &[(i32, i32)]) -> usize {
     dropped
 }
 
+/// Virtual ids handed to tasks whose real id is taken start above the kernel's largest
+/// possible pid (`PID_MAX_LIMIT`, 2^22), so they can never be anybody's real id.
+const FRESH_BASE: i32 = (1 << 22) + 1;
+
+static APPEND_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// Gives the task with real id `r` a virtual id of its own (its real id is another task's
+/// virtual id) and returns it. False lookups are impossible: the new id is above every real id.
+pub fn add_fresh(r: i32) -> i32 {
+    while APPEND_LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+    let n = LEN.load(Ordering::Acquire).min(CAPACITY);
+    let v = PAIRS[..n]
+        .iter()
+        .map(|p| p.virt.load(Ordering::Relaxed))
+        .filter(|&v| v >= FRESH_BASE)
+        .max()
+        .map_or(FRESH_BASE, |m| m + 1);
+    if n < CAPACITY {
+        PAIRS[n].virt.store(v, Ordering::Relaxed);
+        PAIRS[n].real.store(r, Ordering::Relaxed);
+        LEN.store(n + 1, Ordering::Release);
+    }
+    APPEND_LOCK.store(false, Ordering::Release);
+    v
+}
+
 /// Turns translation off: after a restart with exact ids every virtual id is real again.
 pub fn clear() {
     ACTIVE.store(false, Ordering::Release);
