@@ -339,11 +339,17 @@ pub fn rejoin(table: Option<&FdTable>, orphans: Vec<OrphanPipeEnd>) -> Result<()
             desc::Key::Desc { fd, .. } => vec![fd],
             desc::Key::Pty { index, .. } => {
                 let master = pty_master(table, index)?;
-                let slave = sock::open_peer(master).map_err(sys_err("TIOCGPTPEER"))?;
-                let slave = sock::lift(slave, above).map_err(sys_err("F_DUPFD"))?;
-                let fds = vec![master, slave.as_raw_fd()];
-                keep.push(slave);
-                fds
+                match sock::open_peer(master) {
+                    Ok(slave) => {
+                        let slave = sock::lift(slave, above).map_err(sys_err("F_DUPFD"))?;
+                        let fds = vec![master, slave.as_raw_fd()];
+                        keep.push(slave);
+                        fds
+                    }
+                    // Still locked (unlockpt never called): nobody can hold its slave; the
+                    // master stands in for it so the message keeps its shape.
+                    Err(_) => vec![master, master],
+                }
             }
         };
         for &to in &l.to {
