@@ -7,10 +7,11 @@
 //! also opened the file itself (read-only): that description stays its own, and its offset
 //! keeps following the records.
 
+use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::{Env, Spawned};
 
 const TURNS: u64 = 1500;
@@ -25,16 +26,18 @@ fn restart_all(env: &Env, port: u16, n: usize) -> Spawned {
     env.spawn(&restart)
 }
 
-#[test]
-fn file_offset_and_eventfd_stay_shared_over_two_cycles() {
-    let env = Env::new("shared_fds");
+/// Under both id strategies: with virtual ids the second checkpoint runs with real pids that
+/// differ from the virtual ones (kcmp needs the real ones).
+fn file_offset_and_eventfd_stay_shared_over_two_cycles(mode: PidMode) {
+    let env = Env::new(&format!("shared_fds_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("shared_append");
     let out = env.dir.path().join("records.txt");
-    let cmd = launch_in_pid_namespace(
+    let cmd = launch_in_mode(
         &env,
         port,
+        mode,
         &format!("{} {} {TURNS}", prog.display(), out.display()),
     );
     let mut run = env.spawn(&cmd);
@@ -74,3 +77,5 @@ fn file_offset_and_eventfd_stay_shared_over_two_cycles() {
     let want: String = (1..=TURNS).map(|i| format!("P{i:05}\nC{i:05}\n")).collect();
     assert!(text == want, "{} bytes, want {}", text.len(), want.len());
 }
+
+both_pid_modes!(file_offset_and_eventfd_stay_shared_over_two_cycles);

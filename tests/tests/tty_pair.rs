@@ -5,10 +5,11 @@
 //! controlling terminal, and the lines in flight both ways (the parent keeps two lines ahead
 //! of a slow child) are delivered exactly once, in order.
 
+use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::{Env, Spawned};
 
 const ANSWERS: u64 = 400;
@@ -23,13 +24,14 @@ fn restart_all(env: &Env, port: u16) -> Spawned {
     env.spawn(&restart)
 }
 
-#[test]
-fn pty_pair_between_parent_and_child_survives_two_cycles() {
-    let env = Env::new("tty_pair");
+/// Under both id strategies: with virtual ids the second checkpoint runs with real pids that
+/// differ from the virtual ones (kcmp needs the real ones).
+fn pty_pair_between_parent_and_child_survives_two_cycles(mode: PidMode) {
+    let env = Env::new(&format!("tty_pair_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("tty_pair");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {ANSWERS}", prog.display()));
+    let cmd = launch_in_mode(&env, port, mode, &format!("{} {ANSWERS}", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 2, true, LONG);
     wait_lines(&env, &mut run, "step", 3);
@@ -56,3 +58,5 @@ fn pty_pair_between_parent_and_child_survives_two_cycles() {
     assert_consecutive(&numbers(&stdout, "step"), next, "after the second restart");
     assert!(stdout.ends_with(&format!("done {ANSWERS}\n")), "{stdout}");
 }
+
+both_pid_modes!(pty_pair_between_parent_and_child_survives_two_cycles);

@@ -130,8 +130,8 @@ pub struct NotMine {
 /// it (or [`elect_absent`]) once per checkpoint, while frozen.
 pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
     let (me, comp) = identity();
-    // SAFETY: a plain query of our pid (the one kcmp understands).
-    let pid = unsafe { libc::getpid() };
+    // The real pid (kcmp's), not the virtual one `getpid` gives under virtual ids.
+    let pid = dmtcp_restorer::sys::getpid();
     let restore_stdio = !dmtcp_fds::RestoreOptions::from_env().inherit_all_stdio;
     let found = pipes_held(fds).and_then(|h| Ok((h, desc::candidates(fds, restore_stdio)?)));
     let (held, cands) = match found {
