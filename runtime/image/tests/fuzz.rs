@@ -173,10 +173,14 @@ fn mutate_frames(frames: &mut Vec<FrameEntry>, which: usize, field: u8, v: u64) 
         1 => f.stored_len = v as u32,
         2 => f.raw_len = v as u32,
         3 => {
-            f.codec = if v.is_multiple_of(2) {
-                Codec::Raw
-            } else {
-                Codec::Zstd
+            f.codec = match v % 3 {
+                0 => Codec::Raw,
+                1 => Codec::Zstd,
+                // A reference frame (in a version 1 image, or naming no parent): refused.
+                _ => Codec::Ref {
+                    parent: (v >> 8) as u32 % 3,
+                    frame: (v >> 16) as u32,
+                },
             }
         }
         4 => f.region = v as u32,
