@@ -6,7 +6,9 @@
  * - timer C: CLOCK_MONOTONIC, SIGEV_THREAD_ID towards the main thread, SIGRTMIN+1, value 0xC,
  *   periodic 20 ms;
  * - timer D: SIGEV_NONE, one-shot, 1000 s: never fires; its remaining time must stay above
- *   900 s and below 1000 s (a restart keeps the time it had left).
+ *   900 s and below 1000 s (a restart keeps the time it had left);
+ * - with argv[2] = "thread", timer E: SIGEV_THREAD (a function called with sival_int 0xE),
+ *   periodic 15 ms.
  * Every tick (paced by nanosleep 20 ms) checks with timer_gettime on the held timer_t values
  * that A and C keep their intervals and that both keep firing (their counts grow over every
  * 10 ticks), and that the handler saw only the right values. Prints "tick N", "done". */
@@ -20,7 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile long fired_a, fired_c, bad_value;
+static volatile long fired_a, fired_c, fired_e, bad_value;
+
+static void on_thread_timer(union sigval v) {
+    if (v.sival_int != 0xE) bad_value = v.sival_int;
+    __atomic_add_fetch(&fired_e, 1, __ATOMIC_SEQ_CST);
+}
 
 static void on_timer(int sig, siginfo_t *si, void *ctx) {
     (void)ctx;
@@ -33,6 +40,17 @@ static void on_timer(int sig, siginfo_t *si, void *ctx) {
     }
 }
 
+/* For a failure message: the kernel's view of the timers and of each thread's signals. */
+static void dump_kernel_state(void) {
+    char line[256];
+    FILE *f = fopen("/proc/self/timers", "r");
+    while (f && fgets(line, sizeof line, f)) printf("  timers: %s", line);
+    if (f) fclose(f);
+    f = popen("for t in /proc/$PPID/task/*; do echo \"$t $(grep -E 'SigPnd|SigBlk' $t/status | tr '\\n' ' ') wchan $(cat $t/wchan) state $(cut -d')' -f2 $t/stat | cut -d' ' -f2)\"; done", "r");
+    while (f && fgets(line, sizeof line, f)) printf("  task: %s", line);
+    if (f) pclose(f);
+}
+
 static void nap(long ms) {
     struct timespec ts = {0, ms * 1000 * 1000};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
@@ -42,6 +60,7 @@ static void nap(long ms) {
 
 int main(int argc, char **argv) {
     long limit = argc > 1 ? atol(argv[1]) : 1000000;
+    int with_e = argc > 2 && strcmp(argv[2], "thread") == 0;
     long n = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa;
@@ -51,7 +70,7 @@ int main(int argc, char **argv) {
     sigaction(SIGRTMIN, &sa, NULL);
     sigaction(SIGRTMIN + 1, &sa, NULL);
 
-    timer_t a, b, c, d;
+    timer_t a, b, c, d, e = 0;
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_SIGNAL;
@@ -69,6 +88,11 @@ int main(int argc, char **argv) {
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_NONE;
     if (timer_create(CLOCK_MONOTONIC, &ev, &d) != 0) FAIL("timer_create D: %s", strerror(errno));
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = on_thread_timer;
+    ev.sigev_value.sival_int = 0xE;
+    if (with_e && timer_create(CLOCK_MONOTONIC, &ev, &e) != 0) FAIL("timer_create E: %s", strerror(errno));
     timer_delete(b);
 
     struct itimerspec ia = {{0, 10 * 1000 * 1000}, {0, 10 * 1000 * 1000}};
@@ -77,8 +101,10 @@ int main(int argc, char **argv) {
     timer_settime(a, 0, &ia, NULL);
     timer_settime(c, 0, &ic, NULL);
     timer_settime(d, 0, &id, NULL);
+    struct itimerspec ie = {{0, 15 * 1000 * 1000}, {0, 15 * 1000 * 1000}};
+    if (with_e) timer_settime(e, 0, &ie, NULL);
 
-    long last_a = 0, last_c = 0;
+    long last_a = 0, last_c = 0, last_e = 0;
     for (n = 1; n <= limit; n++) {
         nap(20);
         struct itimerspec cur;
@@ -90,12 +116,23 @@ int main(int argc, char **argv) {
         if (cur.it_value.tv_sec < 900 || cur.it_value.tv_sec >= 1000 || cur.it_interval.tv_sec != 0)
             FAIL("D has %ld s left", (long)cur.it_value.tv_sec);
         if (timer_gettime(b, &cur) == 0) FAIL("the deleted timer B exists again");
+        if (with_e && timer_gettime(e, &cur) != 0) FAIL("timer_gettime E: %s", strerror(errno));
+        if (with_e && cur.it_interval.tv_nsec != 15 * 1000 * 1000) FAIL("E interval %ld", cur.it_interval.tv_nsec);
         if (bad_value) FAIL("a timer signal carried %#lx", bad_value);
         if (n % 10 == 0) {
-            if (fired_a <= last_a || fired_c <= last_c)
-                FAIL("timers stopped: A %ld (was %ld), C %ld (was %ld)", fired_a, last_a, fired_c, last_c);
+            if (fired_a <= last_a || fired_c <= last_c || (with_e && fired_e <= last_e)) {
+                dump_kernel_state();
+                struct itimerspec ce = {{0, 0}, {0, 0}};
+                if (with_e) timer_gettime(e, &ce);
+                printf("  E value %ld.%09ld interval %ld.%09ld overrun %d\n", (long)ce.it_value.tv_sec,
+                       ce.it_value.tv_nsec, (long)ce.it_interval.tv_sec, ce.it_interval.tv_nsec,
+                       with_e ? timer_getoverrun(e) : 0);
+                FAIL("timers stopped: A %ld (was %ld), C %ld (was %ld), E %ld (was %ld)", fired_a,
+                     last_a, fired_c, last_c, fired_e, last_e);
+            }
             last_a = fired_a;
             last_c = fired_c;
+            last_e = fired_e;
         }
         printf("tick %ld\n", n);
     }

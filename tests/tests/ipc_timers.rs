@@ -6,14 +6,31 @@
 use dmtcp_tests::Env;
 use dmtcp_tests::coverage_support::{assert_checkpoints_before, build, run_cycles, s};
 
-#[test]
-fn posix_timers_keep_ids_and_keep_firing() {
-    let env = Env::new("ipc_timers");
+fn timers_over_two_cycles(name: &str, extra: &[&str]) {
+    let env = Env::new(name);
     let prog = build(&env, "ipc_timers", &[]);
     let coord = env.coordinator(&[]);
-    let launch = env.launch_joined(coord.port, [s(&prog), "120"]);
+    let mut args = vec![s(&prog), "120"];
+    args.extend_from_slice(extra);
+    let launch = env.launch_joined(coord.port, args);
     let c = run_cycles(&env, coord.port, launch, "ipc_timers", "tick", 5, 2);
     assert_checkpoints_before(&c, 110, &env);
     let out = c.finished_stdout(&env);
     assert!(out.contains("tick 120\n"), "{out}");
+}
+
+#[test]
+fn posix_timers_keep_ids_and_keep_firing() {
+    timers_over_two_cycles("ipc_timers", &[]);
+}
+
+/// The same with a periodic SIGEV_THREAD timer (run by the runtime's helper thread, see
+/// docs/ipc.md). The process can be checkpointed (glibc's own helper would block the
+/// checkpoint signal), but in about one run in six the function stops being called after a
+/// restart: the helper thread comes back with an empty signal mask and never returns to its
+/// wait, so the timer's signals go to glibc's SIGCANCEL handler.
+#[test]
+#[ignore = "engine: the SIGEV_THREAD helper thread sometimes does not resume after a restart"]
+fn sigev_thread_timer_keeps_firing() {
+    timers_over_two_cycles("ipc_timers_thread", &["thread"]);
 }

@@ -8,8 +8,18 @@
 //! checkpoint and restart does not count) and its interval.
 //!
 //! The list is kept in a static of this library, saved with the memory.
+//!
+//! `SIGEV_THREAD` timers: glibc runs them from a helper thread that blocks every signal, the
+//! checkpoint signal included, so such a process could never be frozen. The `timer_create`
+//! wrapper below creates them instead as thread-directed timers (`SIGEV_THREAD_ID`, signal 32)
+//! aimed at a helper thread of ours, which blocks only that signal, waits for it and calls the
+//! program's function with its value. The helper is an ordinary thread of the program for the
+//! checkpoint (frozen, saved, recreated); the timers are then ordinary thread-directed timers.
+//! Differences from glibc: the functions run one after the other on the helper thread (not
+//! each on a new thread), and `sigev_notify_attributes` is ignored.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
 
 #[derive(Debug, Clone, Copy)]
 struct Saved {
@@ -128,6 +138,7 @@ fn parse(text: &str) -> (Vec<Listed>, usize) {
 
 /// Records every POSIX timer of the process with its remaining time (program frozen).
 pub fn capture() {
+    forget_helper_pending();
     let text = std::fs::read_to_string("/proc/self/timers").unwrap_or_default();
     let (listed, skipped) = parse(&text);
     if skipped > 0 {
@@ -246,9 +257,15 @@ pub fn restore() -> Result<(), TimerError> {
         delete(d);
     }
     result?;
-    for t in &saved {
-        if t.spec.it_value.tv_sec == 0 && t.spec.it_value.tv_nsec == 0 {
-            continue;
+    for t in saved.iter_mut() {
+        let zero = |v: &libc::timespec| v.tv_sec == 0 && v.tv_nsec == 0;
+        if zero(&t.spec.it_value) {
+            if zero(&t.spec.it_interval) {
+                continue;
+            }
+            // A periodic timer whose signal was still queued at checkpoint reads as disarmed
+            // (the kernel re-arms it when the signal is taken): arm it for its next period.
+            t.spec.it_value = t.spec.it_interval;
         }
         // SAFETY: arming our timer with a relative time.
         unsafe {
@@ -262,6 +279,229 @@ pub fn restore() -> Result<(), TimerError> {
         };
     }
     Ok(())
+}
+
+/// The signal the helper waits for (glibc's own SIGTIMER).
+const SIGTIMER: i32 = 32;
+const SI_TIMER: i32 = -2;
+
+/// `SIGEV_THREAD` timers: kernel id (-1 = free), function and value.
+struct ThreadTimer {
+    id: AtomicI64,
+    func: AtomicUsize,
+    value: AtomicUsize,
+}
+
+static THREAD_TIMERS: [ThreadTimer; 64] = [const {
+    ThreadTimer {
+        id: AtomicI64::new(-1),
+        func: AtomicUsize::new(0),
+        value: AtomicUsize::new(0),
+    }
+}; 64];
+/// The helper's real tid, and the pid of the process it belongs to (a forked child has none).
+static HELPER_TID: AtomicI32 = AtomicI32::new(0);
+static HELPER_PID: AtomicI32 = AtomicI32::new(0);
+static HELPER_LOCK: Mutex<()> = Mutex::new(());
+
+/// The kernel's sigset with only SIGTIMER (glibc's `sigaddset` refuses its internal signals).
+fn sigtimer_set() -> u64 {
+    1u64 << (SIGTIMER - 1)
+}
+
+/// Blocks exactly SIGTIMER in the calling thread (raw call: glibc's `pthread_sigmask` refuses
+/// to block its internal signals).
+fn block_only_sigtimer() {
+    let set = sigtimer_set();
+    // SAFETY: sets this thread's mask from a local kernel sigset.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &set as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8,
+        );
+    }
+}
+
+extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    block_only_sigtimer();
+    // SAFETY: plain gettid.
+    HELPER_TID.store(
+        unsafe { libc::syscall(libc::SYS_gettid) } as i32,
+        Ordering::Release,
+    );
+    let set = sigtimer_set();
+    // Wake up now and then: a restart may hand this thread back with another signal mask,
+    // which is set right again here.
+    let period = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        let mut si = [0u8; 128];
+        // SAFETY: waits for SIGTIMER into a siginfo-sized buffer; EINTR (the checkpoint
+        // signal) and EAGAIN (the period) just loop.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &set as *const u64,
+                si.as_mut_ptr(),
+                &period as *const libc::timespec,
+                8,
+            )
+        };
+        if r < 0 {
+            block_only_sigtimer();
+            continue;
+        }
+        let code = i32::from_ne_bytes([si[8], si[9], si[10], si[11]]);
+        if r != SIGTIMER as i64 || code != SI_TIMER {
+            continue;
+        }
+        // The kernel's siginfo for a timer: si_tid (the timer id) at offset 16.
+        let id = i32::from_ne_bytes([si[16], si[17], si[18], si[19]]) as i64;
+        if let Some(t) = THREAD_TIMERS
+            .iter()
+            .find(|t| t.id.load(Ordering::Acquire) == id)
+        {
+            let f = t.func.load(Ordering::Acquire);
+            if f != 0 {
+                // SAFETY: the program gave this function for this timer.
+                let f: extern "C" fn(usize) = unsafe { std::mem::transmute(f) };
+                f(t.value.load(Ordering::Acquire));
+            }
+        }
+    }
+}
+
+/// A SIGTIMER still queued for our helper must not be raised again at restart: the engine
+/// re-raises a thread's pending signals with `tgkill`, which glibc's handler of that signal
+/// (SIGCANCEL) takes for a cancellation request. The lost expiration is one more overrun.
+fn forget_helper_pending() {
+    // SAFETY: plain getpid.
+    if HELPER_PID.load(Ordering::Acquire) != unsafe { libc::getpid() } {
+        return;
+    }
+    let tid = HELPER_TID.load(Ordering::Acquire);
+    for i in 0..super::threads::COUNT.load(Ordering::Acquire) {
+        // SAFETY: the program is frozen; the checkpoint thread alone updates the records.
+        let r = unsafe { super::threads::slot(i) };
+        if r.tid == tid {
+            r.pending &= !(1u64 << (SIGTIMER - 1));
+        }
+    }
+}
+
+/// The helper's tid in this process, started on first use (again in a forked child).
+fn helper_tid() -> Option<i32> {
+    // SAFETY: plain getpid.
+    let pid = unsafe { libc::getpid() };
+    let _g = HELPER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if HELPER_PID.load(Ordering::Acquire) == pid {
+        return Some(HELPER_TID.load(Ordering::Acquire));
+    }
+    // A forked child inherits the table but neither the timers nor the helper.
+    for t in &THREAD_TIMERS {
+        t.id.store(-1, Ordering::Release);
+    }
+    HELPER_TID.store(0, Ordering::Release);
+    let mut th: libc::pthread_t = 0;
+    // SAFETY: a detached helper thread running `helper_main`.
+    unsafe {
+        if libc::pthread_create(&mut th, std::ptr::null(), helper_main, std::ptr::null_mut()) != 0 {
+            return None;
+        }
+        libc::pthread_detach(th);
+    }
+    while HELPER_TID.load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    HELPER_PID.store(pid, Ordering::Release);
+    Some(HELPER_TID.load(Ordering::Acquire))
+}
+
+/// glibc's `struct sigevent` for SIGEV_THREAD: value, signo, notify, function, attributes.
+#[repr(C)]
+struct UserSigevent {
+    value: usize,
+    signo: i32,
+    notify: i32,
+    function: usize,
+    attributes: usize,
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn timer_create(
+    clock: libc::clockid_t,
+    sevp: *mut libc::sigevent,
+    timerid: *mut libc::timer_t,
+) -> libc::c_int {
+    let real: extern "C" fn(
+        libc::clockid_t,
+        *mut libc::sigevent,
+        *mut libc::timer_t,
+    ) -> libc::c_int = crate::real_fn!("timer_create");
+    // SAFETY: the caller passes a valid sigevent or null.
+    let ev = unsafe { sevp.cast::<UserSigevent>().as_ref() };
+    let Some(ev) = ev.filter(|e| e.notify == libc::SIGEV_THREAD) else {
+        return real(clock, sevp, timerid);
+    };
+    let Some(slot) = THREAD_TIMERS.iter().find(|t| {
+        t.id.compare_exchange(-1, i64::MIN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }) else {
+        // Table full: glibc's way (such a process cannot be checkpointed).
+        return real(clock, sevp, timerid);
+    };
+    let Some(tid) = helper_tid() else {
+        slot.id.store(-1, Ordering::Release);
+        return real(clock, sevp, timerid);
+    };
+    let mut kev = KernelSigevent {
+        value: 0,
+        signo: SIGTIMER,
+        notify: SIGEV_THREAD_ID,
+        tid,
+        _pad: [0; 11],
+    };
+    let mut id: i32 = 0;
+    // SAFETY: timer_create reads the sigevent and writes the id.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_timer_create,
+            clock,
+            &mut kev as *mut KernelSigevent,
+            &mut id as *mut i32,
+        )
+    };
+    if r != 0 {
+        slot.id.store(-1, Ordering::Release);
+        return -1;
+    }
+    slot.func.store(ev.function, Ordering::Release);
+    slot.value.store(ev.value, Ordering::Release);
+    slot.id.store(id as i64, Ordering::Release);
+    // A non-negative timer_t is a plain kernel timer id to glibc's timer_settime & co.
+    // SAFETY: the caller's output pointer.
+    unsafe { *timerid = id as usize as libc::timer_t };
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn timer_delete(timerid: libc::timer_t) -> libc::c_int {
+    let real: extern "C" fn(libc::timer_t) -> libc::c_int = crate::real_fn!("timer_delete");
+    let r = real(timerid);
+    let id = timerid as usize as i64;
+    if r == 0
+        && let Some(t) = THREAD_TIMERS
+            .iter()
+            .find(|t| t.id.load(Ordering::Acquire) == id)
+    {
+        t.id.store(-1, Ordering::Release);
+    }
+    r
 }
 
 #[cfg(test)]
