@@ -61,6 +61,9 @@ pub struct Incremental {
     stack: std::ops::Range<u64>,
     /// `/proc/self/pagemap`, when its soft-dirty bits are relative to the basis's snapshot.
     pagemap: Option<std::fs::File>,
+    /// When `prepare` started and how long it took (for the debug log).
+    started: std::time::Instant,
+    prepare_ms: f64,
 }
 
 /// The generation whose snapshot this process's soft-dirty bits are relative to (0: none).
@@ -128,6 +131,7 @@ impl Incremental {
         let Some(settings) = settings() else {
             return Ok(None);
         };
+        let started = std::time::Instant::now();
         let basis = previous(dir, file_name, generation, settings);
         // Only a basis written from the snapshot the bits were cleared at qualifies.
         let base = SOFT_DIRTY_BASE.load(Ordering::Acquire);
@@ -147,6 +151,8 @@ impl Incremental {
             stage,
             stack: own_stack(),
             pagemap,
+            started,
+            prepare_ms: started.elapsed().as_secs_f64() * 1e3,
         }))
     }
 
@@ -216,12 +222,15 @@ impl Incremental {
     pub fn log(&self) {
         let s = self.delta.stats;
         crate::debug!(
-            "incremental image: {} new frames ({} bytes), {} references ({} bytes, {} unread)",
+            "incremental image: {} new frames ({} bytes), {} references ({} bytes, {} unread); \
+             {:.0} ms since preparing ({:.0} ms)",
             s.new_frames,
             s.new_bytes,
             s.ref_frames,
             s.ref_bytes,
-            s.unread_frames
+            s.unread_frames,
+            self.started.elapsed().as_secs_f64() * 1e3,
+            self.prepare_ms
         );
     }
 
