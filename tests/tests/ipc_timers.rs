@@ -1,28 +1,30 @@
-//! POSIX timers over two checkpoint/kill/restart cycles (tests/programs/ipc_timers.c): a
+//! POSIX timers over two checkpoint/kill/restart cycles (tests/programs/ipc_timers.c), under
+//! both pid strategies: a
 //! periodic process-directed timer, a periodic thread-directed one and a SIGEV_NONE one-shot
 //! keep their ids (the program's `timer_t` values work after restart), intervals, signal values
 //! and remaining time, and the periodic ones keep firing; a deleted timer stays deleted.
 
 use dmtcp_tests::Env;
-use dmtcp_tests::coverage_support::{assert_checkpoints_before, build, run_cycles, s};
+use dmtcp_tests::both_pid_modes;
+use dmtcp_tests::coverage_support::{assert_checkpoints_before, build, run_cycles};
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 
-fn timers_over_two_cycles(name: &str, extra: &[&str]) {
-    let env = Env::new(name);
+fn timers_over_two_cycles(name: &str, mode: PidMode, extra: &str) {
+    let env = Env::new(&format!("{name}_{}", mode.name()));
     let prog = build(&env, "ipc_timers", &[]);
     let coord = env.coordinator(&[]);
-    let mut args = vec![s(&prog), "120"];
-    args.extend_from_slice(extra);
-    let launch = env.launch_joined(coord.port, args);
+    let args = format!("{} 120 {extra}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
     let c = run_cycles(&env, coord.port, launch, "ipc_timers", "tick", 5, 2);
     assert_checkpoints_before(&c, 110, &env);
     let out = c.finished_stdout(&env);
     assert!(out.contains("tick 120\n"), "{out}");
 }
 
-#[test]
-fn posix_timers_keep_ids_and_keep_firing() {
-    timers_over_two_cycles("ipc_timers", &[]);
+fn posix_timers_keep_ids_and_keep_firing(mode: PidMode) {
+    timers_over_two_cycles("ipc_timers", mode, "");
 }
+both_pid_modes!(posix_timers_keep_ids_and_keep_firing);
 
 /// The same with a periodic SIGEV_THREAD timer (run by the runtime's helper thread, see
 /// docs/ipc.md). The process can be checkpointed (glibc's own helper would block the
@@ -32,5 +34,5 @@ fn posix_timers_keep_ids_and_keep_firing() {
 #[test]
 #[ignore = "engine: the SIGEV_THREAD helper thread sometimes does not resume after a restart"]
 fn sigev_thread_timer_keeps_firing() {
-    timers_over_two_cycles("ipc_timers_thread", &["thread"]);
+    timers_over_two_cycles("ipc_timers_thread", PidMode::Namespace, "thread");
 }

@@ -651,11 +651,6 @@ fn after_restart() -> Result<(), SessionError> {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
-    if let Err(e) = posix_timers::restore() {
-        crate::error!("cannot restart: {e}");
-        // SAFETY: as above.
-        unsafe { libc::_exit(1) };
-    }
     if let Err(e) = posix_mq::restore_leading() {
         crate::error!("cannot restart: {e}");
         // SAFETY: as above.
@@ -672,6 +667,12 @@ fn after_restart() -> Result<(), SessionError> {
         if let Err(e) = posix_mq::restore_following() {
             crate::error!("cannot restart: {e}");
             // SAFETY: ends the restarted process before the program runs again.
+            unsafe { libc::_exit(1) };
+        }
+        // After the virtual ids are known: a thread-directed timer names its thread.
+        if let Err(e) = posix_timers::restore() {
+            crate::error!("cannot restart: {e}");
+            // SAFETY: as above.
             unsafe { libc::_exit(1) };
         }
         // Every process is back: plugins may use barriers and the key-value store.
