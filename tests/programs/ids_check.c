@@ -4,7 +4,8 @@
  *   getpgid give the same values,
  *   kill(child) reaches the child and the child's kill(getppid()) answer reaches the parent,
  *   tgkill(pid, worker tid) reaches the worker (its handler checks its own tid),
- *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO) is the child,
+ *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO handler and
+ *   sigtimedwait) is the child,
  *   setpriority/getpriority, sched_getscheduler and prlimit reach the child by its pid,
  *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
  *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
@@ -64,6 +65,7 @@ static void on_worker(int s) { (void)s; if (gettid() == worker_tid) worker_pokes
 static void on_child(int s) {
     (void)s;
     child_pokes++;
+    kill(getppid(), SIGURG); /* blocked there: collected by sigtimedwait */
     kill(getppid(), SIGUSR2);
 }
 
@@ -180,6 +182,10 @@ int main(int argc, char **argv) {
     pgid0 = getpgrp();
     set_info_handler(SIGUSR2, on_ack);
     signal(SIGUSR1, on_child); /* before the fork: no window where the child lacks it */
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+    pthread_sigmask(SIG_BLOCK, &urg, NULL); /* inherited by the worker: only sigtimedwait takes it */
     pid_t child = fork();
     if (child == 0) child_main();
     CHECK(child > 0, "fork");
@@ -204,14 +210,21 @@ int main(int argc, char **argv) {
         /* tgkill to the worker by its old tid; its handler compares gettid(). */
         long before = worker_pokes;
         CHECK(tgkill(pid0, wtid, WORKER_SIG) == 0, "tick %ld: tgkill", n);
-        for (int i = 0; i < 500 && worker_pokes == before; i++) pause_ms(1);
+        for (int i = 0; i < 5000 && worker_pokes == before; i++) pause_ms(1);
         CHECK(worker_pokes == before + 1, "tick %ld: tgkill did not reach the worker", n);
         /* kill to the child by its old pid; the child answers with kill(getppid()). */
         long acks0 = acks;
         CHECK(kill(child, SIGUSR1) == 0, "tick %ld: kill(child)", n);
-        for (int i = 0; i < 500 && acks == acks0; i++) pause_ms(1);
+        for (int i = 0; i < 5000 && acks == acks0; i++) pause_ms(1);
         CHECK(acks == acks0 + 1, "tick %ld: the child did not answer kill()", n);
         CHECK(ack_from == 0, "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
+        siginfo_t si;
+        struct timespec wait_urg = {5, 0};
+        int got;
+        while ((got = sigtimedwait(&urg, &si, &wait_urg)) < 0 && errno == EINTR) {} /* a checkpoint */
+        /* A SIGURG pending at a checkpoint is raised again at restart by the process itself. */
+        CHECK(got == SIGURG && (si.si_pid == child || si.si_pid == pid0),
+              "tick %ld: sigtimedwait gave si_pid %d, child %d", n, si.si_pid, child);
         int st;
         pid_t w = waitpid(child, &st, WNOHANG);
         CHECK(w == 0, "tick %ld: waitpid(child) gave %d", n, w);
@@ -278,7 +291,7 @@ static int after_exec(char **argv) {
     CHECK(kill(child, SIGTERM) == 0, "kill(child, SIGTERM)");
     pid_t w = waitpid(child, &st, 0);
     CHECK(w == child && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "reaping the child: %d", w);
-    for (int i = 0; i < 500 && chld_from == 0; i++) pause_ms(1);
+    for (int i = 0; i < 5000 && chld_from == 0; i++) pause_ms(1);
     CHECK(chld_from == child, "SIGCHLD si_pid %d, child %d", chld_from, child);
     printf("done\n");
     return 0;

@@ -1,11 +1,13 @@
 //! The sender's pid in a `siginfo_t` handed to the program's `SA_SIGINFO` handlers (`si_pid`
 //! of `kill`/`sigqueue`/`tgkill` signals and of `SIGCHLD`) is a real pid: a trampoline
-//! rewrites it to the virtual one before calling the program's handler. `sigaction` installs
+//! rewrites it to the virtual one before calling the program's handler (and `sigwaitinfo`,
+//! `sigtimedwait` rewrite the siginfo they return). `sigaction` installs
 //! the trampoline in place of such handlers and reports the program's own handler back.
 //! The trampoline is installed whether or not a translation is in force, so a handler set
 //! before a checkpoint is covered after the restart too (the kernel's dispositions are saved
 //! and restored as they are).
 
+use super::real::real;
 use super::table;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use libc::{c_int, c_void, siginfo_t};
@@ -96,4 +98,54 @@ pub unsafe fn sigaction(
         }
     }
     r
+}
+
+/// The virtual sender in a siginfo a wait returned for `sig`.
+///
+/// # Safety
+/// `info` is null or a siginfo the kernel filled for `sig`.
+unsafe fn virtualize_returned(sig: c_int, info: *mut siginfo_t) {
+    if sig > 0 && !info.is_null() && table::active() {
+        // SAFETY: as the caller says.
+        let code = unsafe { (*info).si_code };
+        if carries_pid(sig, code) {
+            // SAFETY: si_pid is valid for these codes.
+            unsafe { super::wrappers::virtualize_siginfo(info) };
+        }
+    }
+}
+
+/// # Safety
+/// As `sigwaitinfo(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut siginfo_t) -> c_int {
+    let f: unsafe extern "C" fn(*const libc::sigset_t, *mut siginfo_t) -> c_int =
+        real!(sigwaitinfo);
+    // SAFETY: forwarding; the kernel filled `info` for the returned signal.
+    unsafe {
+        let sig = f(set, info);
+        virtualize_returned(sig, info);
+        sig
+    }
+}
+
+/// # Safety
+/// As `sigtimedwait(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigtimedwait(
+    set: *const libc::sigset_t,
+    info: *mut siginfo_t,
+    timeout: *const libc::timespec,
+) -> c_int {
+    let f: unsafe extern "C" fn(
+        *const libc::sigset_t,
+        *mut siginfo_t,
+        *const libc::timespec,
+    ) -> c_int = real!(sigtimedwait);
+    // SAFETY: forwarding; the kernel filled `info` for the returned signal.
+    unsafe {
+        let sig = f(set, info, timeout);
+        virtualize_returned(sig, info);
+        sig
+    }
 }
