@@ -17,7 +17,7 @@
 //! files a chain holds and how far back a restart reads.
 
 use dmtcp_image::chain::{encode_parents, parents_of};
-use dmtcp_image::{Basis, DeltaWriter, Image, ImageError, ImageWriter, PARENTS_SECTION, RegionId};
+use dmtcp_image::{Basis, DeltaWriter, Image, ImageError, ImageWriter, PARENTS_SECTION};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
@@ -163,8 +163,7 @@ impl Incremental {
     }
 
     /// Appends the frames of every piece `(address, length)` of saved memory, in the order
-    /// their runs were declared in `w` (for a writer that declares all runs first).
-    #[allow(dead_code)] // Used or not depending on how write.rs declares runs.
+    /// their runs were declared in `w`.
     pub fn write_pieces<W: Write>(
         &mut self,
         pieces: impl Iterator<Item = (u64, u64)>,
@@ -191,31 +190,6 @@ impl Incremental {
         }
         self.log();
         Ok(())
-    }
-
-    /// Saves `data`, the memory of region `id` (starting at `region_start`) at `offset`.
-    #[allow(dead_code)] // Used or not depending on how write.rs declares runs.
-    pub fn write_run<W: Write>(
-        &mut self,
-        w: &mut ImageWriter<W>,
-        id: RegionId,
-        region_start: u64,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<(), ImageError> {
-        w.add_run(id, offset, data.len() as u64)?;
-        let addr = region_start + offset;
-        let mut clean = |a: u64, l: u64| self.pagemap.as_ref().is_some_and(|f| clean(f, a, l));
-        let unchanged: Option<&mut dyn FnMut(u64, u64) -> bool> =
-            self.pagemap.is_some().then_some(&mut clean);
-        self.delta.append_staged(
-            w,
-            addr,
-            data,
-            self.stage.bytes(),
-            self.stack.clone(),
-            unchanged,
-        )
     }
 
     /// Logs what the image stored (debug).
