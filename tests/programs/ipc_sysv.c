@@ -7,6 +7,9 @@
  * - a message queue: the parent keeps 5 messages queued, of types 1..5 with text "m<type>-<n>"
  *   where n is the tick that sent it; each tick it receives the oldest (type 0 = any) and
  *   checks the type and text, then sends a new one, so the order and types must survive.
+ * - a third segment is written once at start and detached by everyone: its bytes (no image
+ *   maps it) must be there at the end, and the IPC_RMID'ed segment must still be marked for
+ *   removal.
  * The child exits when the parent sets the stop word; the parent reaps it, removes the
  * objects and prints "done". argv: limit key */
 #define _GNU_SOURCE
@@ -41,7 +44,12 @@ int main(int argc, char **argv) {
     int privid = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
     int semid = semget(key, 3, IPC_CREAT | IPC_EXCL | 0600);
     int msgid = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
-    if (shmid < 0 || privid < 0 || semid < 0 || msgid < 0) FAIL("setup: %s", strerror(errno));
+    int loneid = shmget(key + 1, 3 * 4096 + 100, IPC_CREAT | IPC_EXCL | 0640);
+    if (shmid < 0 || privid < 0 || semid < 0 || msgid < 0 || loneid < 0) FAIL("setup: %s", strerror(errno));
+    unsigned char *lone = shmat(loneid, NULL, 0);
+    if (lone == (void *)-1) FAIL("shmat lone: %s", strerror(errno));
+    for (int i = 0; i < 3 * 4096 + 100; i++) lone[i] = (unsigned char)(i * 7 + 3);
+    shmdt(lone);
     struct shared *s = shmat(shmid, NULL, 0);
     volatile long *mirror = shmat(privid, NULL, 0);
     if (s == (void *)-1 || mirror == (void *)-1) FAIL("shmat: %s", strerror(errno));
@@ -88,6 +96,17 @@ int main(int argc, char **argv) {
     }
     s->stop = 1;
     if (wait(NULL) < 0) FAIL("wait");
+    lone = shmat(loneid, NULL, SHM_RDONLY);
+    if (lone == (void *)-1) FAIL("shmat lone at the end: %s", strerror(errno));
+    for (int i = 0; i < 3 * 4096 + 100; i++)
+        if (lone[i] != (unsigned char)(i * 7 + 3)) FAIL("detached segment byte %d is %d", i, lone[i]);
+    struct shmid_ds ds;
+    if (shmctl(loneid, IPC_STAT, &ds) != 0 || ds.shm_segsz != 3 * 4096 + 100 || (ds.shm_perm.mode & 0777) != 0640)
+        FAIL("detached segment size %zu mode %o", (size_t)ds.shm_segsz, ds.shm_perm.mode);
+    shmdt(lone);
+    shmctl(loneid, IPC_RMID, NULL);
+    if (shmctl(privid, IPC_STAT, &ds) != 0 || !(ds.shm_perm.mode & SHM_DEST))
+        FAIL("the removed segment is no longer marked for removal (mode %o)", ds.shm_perm.mode);
     shmdt((void *)s);
     shmdt((void *)mirror);
     shmctl(shmid, IPC_RMID, NULL);

@@ -73,7 +73,12 @@ fn sysv_shm_semaphores_and_queues_survive_two_restarts(mode: PidMode) {
     let prog = build(&env, "ipc_sysv", &[]);
     let coord = env.coordinator(&[]);
     // A key of our own: other tests may run SysV programs in the same IPC namespace.
-    let salt = if mode == PidMode::Namespace { 1 } else { 2 };
+    // The program also uses key + 1.
+    let salt = if mode == PidMode::Namespace {
+        0x10
+    } else {
+        0x20
+    };
     let key = 0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt;
     let args = format!("{} 150 {key}", prog.display());
     let launch = launch_in_mode(&env, coord.port, mode, &args);
