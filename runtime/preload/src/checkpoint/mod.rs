@@ -675,12 +675,6 @@ fn after_restart() -> Result<(), SessionError> {
             // SAFETY: as above.
             unsafe { libc::_exit(1) };
         }
-        // After the virtual ids are known: a thread-directed timer names its thread.
-        if let Err(e) = posix_timers::restore() {
-            crate::error!("cannot restart: {e}");
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) };
-        }
         // Every process is back: plugins may use barriers and the key-value store.
         plugin::dispatch_checkpoint(Event::Restart, generation);
     }
