@@ -65,9 +65,16 @@ fn generations_store_only_changes_restart_through_the_chain_and_prune() {
     let port = coord.port;
     let p = port.to_string();
     let prog = env.program(PROG);
-    let launch = env
-        .launch_joined(port, ["--incremental", prog.to_str().unwrap(), "128"])
-        .env("DMTCP_FULL_EVERY", "3");
+    let launch = env.launch_joined(
+        port,
+        [
+            "--incremental",
+            "--full-every",
+            "3",
+            prog.to_str().unwrap(),
+            "128",
+        ],
+    );
     let mut run = env.spawn(&launch);
     env.wait_peers_of(port, 1, &mut run);
     let mut ticks = 3;
@@ -117,7 +124,7 @@ fn generations_store_only_changes_restart_through_the_chain_and_prune() {
     // Restart from generation 3: the program checks every byte on its next tick.
     let mut r = restart(&env, port, img);
     wait_lines(&env, &mut r, "tick", 3);
-    // Generation 4 is full again (DMTCP_FULL_EVERY=3), 5 refers to it only: 1-3 are pruned.
+    // Generation 4 is full again (--full-every 3), 5 refers to it only: 1-3 are pruned.
     let out = env.command(["--coord-port", &p, "--bcheckpoint"]);
     assert_eq!(
         out.code(),

@@ -45,6 +45,14 @@ pub struct LaunchArgs {
     /// DMTCP_INCREMENTAL=1; DMTCP_KEEP_GENERATIONS, DMTCP_FULL_EVERY tune retention).
     #[arg(long = "incremental")]
     pub incremental: bool,
+    /// With --incremental: older generations kept restartable (env DMTCP_KEEP_GENERATIONS;
+    /// default 1).
+    #[arg(long = "keep-generations", value_name = "N", requires = "incremental")]
+    pub keep_generations: Option<u32>,
+    /// With --incremental: write a full image once the oldest data referred to is K
+    /// generations old (env DMTCP_FULL_EVERY; default 8, 0 = never).
+    #[arg(long = "full-every", value_name = "K", requires = "incremental")]
+    pub full_every: Option<u32>,
     /// Save the contents of open files with the checkpoint (env DMTCP_CKPT_OPEN_FILES).
     #[arg(long = "ckpt-open-files")]
     pub ckpt_open_files: bool,
@@ -497,6 +505,12 @@ pub fn main() {
     }
     if args.incremental {
         cmd.env("DMTCP_INCREMENTAL", "1");
+    }
+    if let Some(n) = args.keep_generations {
+        cmd.env("DMTCP_KEEP_GENERATIONS", n.to_string());
+    }
+    if let Some(k) = args.full_every {
+        cmd.env("DMTCP_FULL_EVERY", k.to_string());
     }
     if args.ckpt_open_files {
         cmd.env("DMTCP_CKPT_OPEN_FILES", "1");
