@@ -147,6 +147,7 @@ pub fn start(c: &Checked, staged: &Staged, exact: bool, quiet: bool) -> Result<(
         }
     };
     if pager == 0 {
+        let started = std::time::Instant::now();
         // SAFETY: as above.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"dmtcp_pager".as_ptr()) };
         // The image and the parents its reference frames are read from.
@@ -160,7 +161,12 @@ pub fn start(c: &Checked, staged: &Staged, exact: bool, quiet: bool) -> Result<(
         close_others(&keep);
         let code = match Pager::new(&c.image, uffd, &spans).and_then(|p| p.run()) {
             Ok(stats) => {
-                tracing::debug!(faults = stats.faults, frames = stats.frames, "pager done");
+                tracing::info!(
+                    faults = stats.faults,
+                    frames = stats.frames,
+                    ms = started.elapsed().as_millis() as u64,
+                    "lazy restart: all memory loaded"
+                );
                 0
             }
             Err(e) => {
