@@ -147,7 +147,7 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
     let port = coord.port;
     let server = echo_server();
     let prog = env.program("sock_external");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {server} 300", prog.display()));
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {server} 150", prog.display()));
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 1, true, LONG);
     wait_lines(&env, &mut run, "pong", 5);
@@ -180,7 +180,7 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
         t.last().unwrap() + 1,
         "after the restart",
     );
-    assert!(stdout.ends_with("pong 300\ndone\n"), "{stdout}");
+    assert!(stdout.ends_with("pong 150\ndone\n"), "{stdout}");
 }
 
 /// tests/programs/sock_backlog.c: three connections with bytes in flight wait un-accepted in
@@ -256,4 +256,45 @@ fn backlog_connections_survive_a_resumed_checkpoint() {
         assert!(stdout.contains(&format!("child ok {c}\n")), "{stdout}");
     }
     assert!(stdout.ends_with("done\n"), "{stdout}");
+}
+
+/// tests/programs/sock_orphan.c: a child wrote records into a socket to its parent and
+/// exited before the checkpoints; the parent reads them only afterwards. The peer is gone
+/// (outside the computation), so the socket comes back as a stand-in that still delivers the
+/// unread bytes, then end-of-file.
+fn orphan_bytes_survive_two_cycles(mode: &str) {
+    let env = Env::new(&format!("sock_orphan_{mode}"));
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("sock_orphan");
+    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {mode} 40", prog.display()));
+    let mut run = env.spawn(&cmd);
+    wait_lines(&env, &mut run, "tick", 5);
+    env.wait_peers(port, 1, true, LONG);
+    let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
+    let mut next = t.last().unwrap() + 1;
+    let mut r = restart_all(&env, port, "sock_orphan", 1);
+    wait_lines(&env, &mut r, "tick", 5);
+    let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
+    assert_consecutive(&t, next, "ticks after the first restart");
+    next = t.last().unwrap() + 1;
+    let o = restart_all(&env, port, "sock_orphan", 1).wait(LONG * 2);
+    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
+    let stdout = o.stdout_str();
+    assert_consecutive(
+        &numbers(&stdout, "tick"),
+        next,
+        "ticks after the second restart",
+    );
+    assert!(stdout.ends_with("got 500\ndone\n"), "{stdout}");
+}
+
+#[test]
+fn unread_bytes_of_an_exited_unix_peer_survive_two_cycles() {
+    orphan_bytes_survive_two_cycles("unix");
+}
+
+#[test]
+fn unread_bytes_of_an_exited_tcp_peer_survive_two_cycles() {
+    orphan_bytes_survive_two_cycles("tcp");
 }

@@ -308,6 +308,17 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
             crate::warn!("backlog connection: drain: {e}");
         }
     }
+    // What an outside peer (or one that is gone) left unread: copied, not taken, so the
+    // program still has it if it resumes; a restart delivers it before the connection's end.
+    for s in socks
+        .iter_mut()
+        .filter(|s| s.role == Role::External && (s.tcp() || s.domain == libc::AF_UNIX))
+    {
+        if drain::peek_all(s.fd, &mut buf, &mut s.drained).is_err() {
+            s.drained = Drained::default();
+        }
+        s.drained.eof = s.domain == libc::AF_UNIX || sys::tcp_state(s.fd) == Some(TCP_CLOSE_WAIT);
+    }
     for s in socks
         .iter_mut()
         .filter(|s| s.role == Role::External && s.tcp())
@@ -704,6 +715,8 @@ struct Rebuild {
 }
 
 const FOLLOWER_ID_BIT: u64 = 1 << 63;
+/// `tcpi_state` of a connection whose peer has closed its side.
+const TCP_CLOSE_WAIT: u8 = 8;
 
 impl Rebuild {
     fn new(plan: &Plan) -> Rebuild {
@@ -1169,8 +1182,9 @@ fn dead_socket(s: &Sock) -> Result<OwnedFd, SocketError> {
     let fd = s.fd;
     if !s.tcp() {
         if s.domain == libc::AF_UNIX {
-            let (a, _gone) =
+            let (a, gone) =
                 sys::socketpair(libc::AF_UNIX, s.ty).map_err(sys_err(fd, "socketpair"))?;
+            leave_behind(s, gone.as_raw_fd());
             return Ok(a);
         }
         return new_socket(s);
@@ -1188,18 +1202,38 @@ fn dead_socket(s: &Sock) -> Result<OwnedFd, SocketError> {
     let c = new_socket(s)?;
     sys::connect(c.as_raw_fd(), &at).map_err(sys_err(fd, "connect"))?;
     let a = sys::accept(l.as_raw_fd()).map_err(sys_err(fd, "accept"))?;
-    // SO_LINGER {on, 0 s}: close sends a reset.
-    let mut linger = 1i32.to_ne_bytes().to_vec();
-    linger.extend_from_slice(&0i32.to_ne_bytes());
-    sys::set_raw(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger)
-        .map_err(sys_err(fd, "SO_LINGER"))?;
+    leave_behind(s, a.as_raw_fd());
+    if !s.drained.eof {
+        // SO_LINGER {on, 0 s}: close sends a reset (after the bytes left behind).
+        let mut linger = 1i32.to_ne_bytes().to_vec();
+        linger.extend_from_slice(&0i32.to_ne_bytes());
+        sys::set_raw(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger)
+            .map_err(sys_err(fd, "SO_LINGER"))?;
+    }
     drop(a);
-    let _ = sys::wait_fd(c.as_raw_fd(), libc::POLLIN, 1000);
+    let _ = sys::wait_fd(c.as_raw_fd(), libc::POLLRDHUP, 1000);
     crate::debug!(
         "socket fd {fd}: peer {} is outside the computation; it comes back reset",
         s.peer.as_ref().map(Addr::key).unwrap_or_default()
     );
     Ok(c)
+}
+
+/// Writes what the peer had left unread into the stand-in's other end (`to`), before it goes.
+fn leave_behind(s: &Sock, to: RawFd) {
+    if s.drained.chunks.is_empty() {
+        return;
+    }
+    let _ = sys::set_int(to, libc::SOL_SOCKET, libc::SO_SNDBUF, ECHO_SNDBUF);
+    for c in &s.drained.chunks {
+        if !matches!(sys::send(to, c, libc::MSG_DONTWAIT), Ok(Some(n)) if n == c.len()) {
+            crate::warn!(
+                "socket fd {}: some bytes from the outside peer are lost",
+                s.fd
+            );
+            return;
+        }
+    }
 }
 
 fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {

@@ -266,6 +266,13 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
     cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) }).map(owned)
 }
 
+/// `tcpi_state`: the first byte of `TCP_INFO`.
+pub fn tcp_state(fd: RawFd) -> Option<u8> {
+    get_raw(fd, libc::IPPROTO_TCP, libc::TCP_INFO, 8)
+        .ok()
+        .and_then(|v| v.first().copied())
+}
+
 pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     // SAFETY: shutdown(2) on an fd we hold.
     cvt(unsafe { libc::shutdown(fd, libc::SHUT_WR) }).map(drop)
