@@ -181,6 +181,10 @@ impl Cmd {
         if let Some(v) = std::env::var_os("DMTCP_LOG") {
             c.env("DMTCP_LOG", v);
         }
+        // Run the whole suite under one id strategy: DMTCP_PID_MODE=virtual (or namespace).
+        if let Some(v) = std::env::var_os("DMTCP_PID_MODE") {
+            c.env("DMTCP_PID_MODE", v);
+        }
         for (k, v) in &self.env {
             match v {
                 Some(v) => c.env(k, v),
