@@ -8,6 +8,7 @@ use dmtcp_tests::engine_support::{
     LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
     wait_lines,
 };
+use dmtcp_tests::pid_modes::PidMode;
 use dmtcp_tests::{Env, Spawned};
 
 const KINDS: [&str; 3] = ["tick", "spawn", "vfork"];
@@ -127,14 +128,15 @@ fn list_form_execs_keep_the_identity() {
 
 /// Children that ended but were not reaped at checkpoint time are still there to reap after
 /// a restart, with their exit status or signal, and no extra SIGCHLD reaches the program
-/// (tests/programs/procs_zombie.c checks all of it; two cycles).
-#[test]
-fn unreaped_children_are_still_reapable_after_restart() {
-    let env = Env::new("procs_zombie");
+/// (tests/programs/procs_zombie.c checks all of it; two cycles). Both id strategies: with
+/// virtual ids the recreated children have new pids that the program's table learns.
+fn unreaped_children_are_still_reapable_after_restart(mode: PidMode) {
+    let env = Env::new(&format!("procs_zombie_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("procs_zombie");
-    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap(), "80"]));
+    let mut run =
+        env.spawn(&env.launch_joined(port, [mode.flag().as_str(), prog.to_str().unwrap(), "80"]));
     wait_lines(&env, &mut run, "tick", 5);
     let out = checkpoint_and_kill(&env, port, run);
     let mut last = *numbers(&out, "tick").last().unwrap();
@@ -160,3 +162,5 @@ fn unreaped_children_are_still_reapable_after_restart() {
         }
     }
 }
+
+dmtcp_tests::both_pid_modes!(unreaped_children_are_still_reapable_after_restart);

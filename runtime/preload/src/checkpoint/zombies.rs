@@ -10,12 +10,20 @@ use dmtcp_restorer::abi::Zombie;
 /// zombie without reaping it.
 pub fn capture() -> Vec<u8> {
     let mut out = Vec::new();
-    for tid in threads::slots().iter().map(|r| r.tid).filter(|&t| t > 0) {
+    // Ids as the program knows them (virtual ids, vids/): the path and waitid wrappers
+    // translate them back, and the restart recreates the children by these pids.
+    let virt = crate::vids::table::to_virtual;
+    for tid in threads::slots()
+        .iter()
+        .map(|r| virt(r.tid))
+        .filter(|&t| t > 0)
+    {
         let children =
             std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).unwrap_or_default();
         for pid in children
             .split_whitespace()
             .filter_map(|p| p.parse::<i32>().ok())
+            .map(virt)
         {
             if let Some(z) = exited(pid) {
                 out.extend_from_slice(&z.to_bytes());

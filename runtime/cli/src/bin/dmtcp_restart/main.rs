@@ -21,7 +21,9 @@ use clap::{ArgAction, Parser};
 use dmtcp_cli::launch::CoordArgs;
 use dmtcp_cli::pidns::PidMode;
 use dmtcp_cli::{die, find_shipped};
-use dmtcp_protocol::{Assignment, Connection, RestartHello, Role};
+use dmtcp_protocol::{
+    Assignment, Connection, CoordMsg, KvOp, KvRequest, RestartHello, Role, WorkerMsg,
+};
 use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
@@ -335,13 +337,52 @@ fn restart_tree(
     let c = slots[idx]
         .take()
         .unwrap_or_else(|| die(1, "no image to restart"));
-    tree::recreate_zombies(&c, ctx.exact);
+    let moved = tree::recreate_zombies(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
-    restart_one(c, ctx, &kernel)
+    restart_one(c, ctx, &kernel, &moved)
 }
 
-fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
+/// Virtual ids: processes this restart created with new pids on behalf of the program (its
+/// unreaped children) join the virtual-id table the restored processes read after
+/// `DMT:RESTART` (key-value db `dmtcp:vids`, see runtime/preload/src/vids/sync.rs).
+fn publish_moved_ids(conn: &mut Connection, pairs: &[(i32, i32)]) {
+    let bytes: Vec<u8> = pairs
+        .iter()
+        .flat_map(|&(v, r)| v.to_le_bytes().into_iter().chain(r.to_le_bytes()))
+        .collect();
+    let mut ask = |id: u64, key: Vec<u8>, op: KvOp| -> Option<Vec<u8>> {
+        let req = KvRequest {
+            id,
+            db: "dmtcp:vids".into(),
+            key,
+            op,
+        };
+        conn.send(&WorkerMsg::Kv(req)).ok()?;
+        loop {
+            match conn.recv::<CoordMsg>().ok()? {
+                CoordMsg::Kv(r) if r.id == id => return r.result.ok().flatten(),
+                other => tracing::debug!("ignored while publishing ids: {other:?}"),
+            }
+        }
+    };
+    let n = ask(1, b"n".to_vec(), KvOp::IncrBy(1))
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    match n {
+        Some(n) => {
+            ask(2, format!("e:{n}").into_bytes(), KvOp::Set(bytes));
+        }
+        None => tracing::warn!("cannot publish the new pids of recreated children"),
+    }
+}
+
+fn restart_one(
+    c: images::Checked,
+    ctx: &Ctx,
+    kernel: &[KernelArea; 3],
+    moved: &[(i32, i32)],
+) -> ! {
     let (args, host, port, num_peers, exact, shared) = (
         ctx.args,
         ctx.host,
@@ -448,7 +489,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
         generation: assignment.generation,
         interval: args.coord.interval(),
     };
-    let (conn, welcome) = Connection::open(
+    let (mut conn, welcome) = Connection::open(
         host,
         port,
         Role::Restart(hello),
@@ -458,6 +499,9 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3]) -> ! {
     let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
     new_assignment.generation = new_assignment.generation.max(assignment.generation);
     let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
+    if !moved.is_empty() {
+        publish_moved_ids(&mut conn, moved);
+    }
 
     let mut keep = staged.staging.clone();
     keep.push(Range {

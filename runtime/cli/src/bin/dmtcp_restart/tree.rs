@@ -63,26 +63,33 @@ pub fn restore_session(c: &Checked, exact: bool) {
 
 /// Recreates the zombie children the process had at checkpoint time (exited, not yet reaped):
 /// each is a child with the saved pid that ends at once the way the original did, so the
-/// program's `waitpid` finds it with the same status. Only where pids are exact: with new pids
-/// the program would be waiting for a pid that no longer names it.
-pub fn recreate_zombies(c: &Checked, exact: bool) {
+/// program's `waitpid` finds it with the same status. With virtual ids it gets a new pid;
+/// the returned (saved, new) pairs go into the program's id table.
+pub fn recreate_zombies(c: &Checked, exact: bool) -> Vec<(i32, i32)> {
+    let mut moved = Vec::new();
     let Some(section) = c.image.header().section(ZOMBIES_SECTION) else {
-        return;
+        return moved;
     };
     for z in Zombie::parse(section) {
-        if !exact {
-            tracing::warn!(
-                pid = z.pid,
-                "an unreaped child cannot be recreated without exact pids; waitpid will not find it"
-            );
-            continue;
-        }
-        match dmtcp_cli::pidns::fork_with_pid(z.pid) {
+        // Without exact pids the zombie gets a new one: the pair (saved, new) goes to the
+        // virtual-id table (see main.rs, publish_moved_ids).
+        let r = if exact {
+            dmtcp_cli::pidns::fork_with_pid(z.pid).map_err(|e| e.to_string())
+        } else {
+            // SAFETY: single-threaded; the child only ends like the zombie did.
+            match unsafe { libc::fork() } {
+                -1 => Err(std::io::Error::last_os_error().to_string()),
+                p => Ok(p),
+            }
+        };
+        match r {
             Ok(0) => end_like(z),
+            Ok(p) if !exact => moved.push((z.pid, p)),
             Ok(_) => {}
             Err(e) => tracing::warn!(pid = z.pid, "cannot recreate an unreaped child: {e}"),
         }
     }
+    moved
 }
 
 /// Ends this process as the zombie `z` ended. The restarting parent has SIGCHLD at its
