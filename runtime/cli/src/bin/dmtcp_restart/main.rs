@@ -377,12 +377,7 @@ fn publish_moved_ids(conn: &mut Connection, pairs: &[(i32, i32)]) {
     }
 }
 
-fn restart_one(
-    c: images::Checked,
-    ctx: &Ctx,
-    kernel: &[KernelArea; 3],
-    moved: &[(i32, i32)],
-) -> ! {
+fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &[(i32, i32)]) -> ! {
     let (args, host, port, num_peers, exact, shared) = (
         ctx.args,
         ctx.host,
