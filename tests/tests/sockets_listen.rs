@@ -172,8 +172,13 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
     let o = restart_all(&env, port, "sock_external", 1).wait(LONG * 2);
     assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
     let stdout = o.stdout_str();
-    let first = stdout.lines().next().unwrap_or_default();
-    assert_eq!(first, "lost Connection reset by peer", "{stdout}");
+    // A reply already queued at the checkpoint is still read first, then the reset.
+    let lost = stdout.lines().position(|l| l.starts_with("lost"));
+    assert!(matches!(lost, Some(0 | 1)), "{stdout}");
+    assert!(
+        stdout.contains("lost Connection reset by peer\n"),
+        "{stdout}"
+    );
     assert_eq!(stdout.matches("lost").count(), 1, "{stdout}");
     assert_consecutive(
         &numbers(&stdout, "pong"),

@@ -51,13 +51,15 @@ pub fn drain_once(fd: RawFd, message: bool, buf: &mut [u8], out: &mut Drained) -
 /// Copies everything queued without taking it (SO_PEEK_OFF walks the queue): for a bound
 /// datagram socket, whose senders may run again before this process could put data back, and
 /// for connections to peers outside the computation, which are never drained.
-pub fn peek_all(fd: RawFd, buf: &mut [u8], out: &mut Drained) -> io::Result<()> {
+pub fn peek_all(fd: RawFd, message: bool, buf: &mut [u8], out: &mut Drained) -> io::Result<()> {
     sys::set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
     let r = (|| {
         // 0: end of a stream (or an empty datagram, which is not kept).
-        while let Some(n) = sys::recv(fd, buf, libc::MSG_DONTWAIT | libc::MSG_PEEK)?
-            && n > 0
-        {
+        while let Some(n) = sys::recv(fd, buf, libc::MSG_DONTWAIT | libc::MSG_PEEK)? {
+            if n == 0 {
+                out.eof |= !message;
+                break;
+            }
             out.chunks.push(buf[..n].to_vec());
         }
         Ok(())

@@ -314,7 +314,7 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         .iter_mut()
         .filter(|s| s.role == Role::External && (s.tcp() || s.domain == libc::AF_UNIX))
     {
-        if drain::peek_all(s.fd, &mut buf, &mut s.drained).is_err() {
+        if drain::peek_all(s.fd, s.message(), &mut buf, &mut s.drained).is_err() {
             s.drained = Drained::default();
         }
         s.drained.eof = s.domain == libc::AF_UNIX || sys::tcp_state(s.fd) == Some(TCP_CLOSE_WAIT);
@@ -332,8 +332,10 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         }
     }
     for s in socks.iter_mut().filter(|s| drains(s)) {
-        let r = if s.role == Role::BoundDgram {
-            drain::peek_all(s.fd, &mut buf, &mut s.drained)
+        let r = if !s.tcp() {
+            // UNIX: everything sent is already in the receiving queue, so a copy is enough
+            // and the queue stays as it is for a resume.
+            drain::peek_all(s.fd, s.message(), &mut buf, &mut s.drained)
         } else {
             drain::drain_once(s.fd, s.message(), &mut buf, &mut s.drained)
         };
@@ -363,7 +365,7 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     );
     let resume_pending = socks
         .iter()
-        .any(|s| matches!(s.role, Role::Pair { .. } | Role::Backlog { .. }));
+        .any(|s| echoed(s) || matches!(s.role, Role::Backlog { .. }));
     *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         comp,
         generation,
@@ -498,6 +500,12 @@ fn classify(s: &Sock, stack: &str, g: u32) -> Result<Role, SocketError> {
 }
 
 /// Sockets whose receive queue this process drains and refills.
+/// TCP connections between processes of the computation: drained at checkpoint (their send
+/// queues must empty), so echoed back at resume. UNIX ones are only copied.
+fn echoed(s: &Sock) -> bool {
+    s.tcp() && matches!(s.role, Role::Pair { .. })
+}
+
 fn drains(s: &Sock) -> bool {
     matches!(s.role, Role::Pair { .. } | Role::BoundDgram)
 }
@@ -509,10 +517,7 @@ fn drain_all(socks: &mut [Sock]) -> Result<(), SocketError> {
     let start = Instant::now();
     loop {
         let mut pending = 0;
-        for s in socks
-            .iter_mut()
-            .filter(|s| matches!(s.role, Role::Pair { .. }))
-        {
+        for s in socks.iter_mut().filter(|s| echoed(s)) {
             if let Err(e) = drain::drain_once(s.fd, s.message(), &mut buf, &mut s.drained) {
                 crate::warn!("socket fd {}: drain: {e}", s.fd);
             }
@@ -544,7 +549,7 @@ pub fn resume() {
     let live: Vec<(RawFd, i32)> = plan
         .socks
         .iter()
-        .filter(|s| matches!(s.role, Role::Pair { .. }))
+        .filter(|s| echoed(s))
         .map(|s| (s.fd, s.flags))
         .collect();
     refill_all(&plan.socks, false);
@@ -583,7 +588,13 @@ fn refill_all(socks: &[Sock], restart: bool) {
     let fd_of = |s: &Sock| s.fd;
     let pairs: Vec<&Sock> = socks
         .iter()
-        .filter(|s| matches!(s.role, Role::Pair { .. }))
+        .filter(|s| {
+            if restart {
+                matches!(s.role, Role::Pair { .. })
+            } else {
+                echoed(s)
+            }
+        })
         .collect();
     // The echo briefly holds both the requests and the echoed data in a UNIX socket's send
     // allowance: give it room, then set the old size back. (TCP: never touched, setting it
