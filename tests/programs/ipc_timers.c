@@ -13,6 +13,7 @@
  * that A and C keep their intervals and that both keep firing (their counts grow over every
  * 10 ticks), and that the handler saw only the right values. Prints "tick N", "done". */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,15 +41,33 @@ static void on_timer(int sig, siginfo_t *si, void *ctx) {
     }
 }
 
-/* For a failure message: the kernel's view of the timers and of each thread's signals. */
+/* For a failure message: the kernel's view of the timers and of each thread (signals, and the
+ * system call it sleeps in: "nr arg1 ..."). */
 static void dump_kernel_state(void) {
-    char line[256];
+    char line[256], path[300];
     FILE *f = fopen("/proc/self/timers", "r");
     while (f && fgets(line, sizeof line, f)) printf("  timers: %s", line);
     if (f) fclose(f);
-    f = popen("for t in /proc/$PPID/task/*; do echo \"$t $(grep -E 'SigPnd|SigBlk' $t/status | tr '\\n' ' ') wchan $(cat $t/wchan) state $(cut -d')' -f2 $t/stat | cut -d' ' -f2)\"; done", "r");
-    while (f && fgets(line, sizeof line, f)) printf("  task: %s", line);
-    if (f) pclose(f);
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        printf("  task %s:", de->d_name);
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
+        f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (!strncmp(line, "SigPnd", 6) || !strncmp(line, "SigBlk", 6)) {
+                line[strlen(line) - 1] = 0;
+                printf(" %s", line);
+            }
+        if (f) fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", de->d_name);
+        f = fopen(path, "r");
+        if (f && fgets(line, sizeof line, f)) printf(" syscall %s", line);
+        else printf("\n");
+        if (f) fclose(f);
+    }
+    if (d) closedir(d);
 }
 
 static void nap(long ms) {

@@ -358,6 +358,7 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
         }
         let code = i32::from_ne_bytes([si[8], si[9], si[10], si[11]]);
         if r != SIGTIMER as i64 || code != SI_TIMER {
+            crate::debug!("timer helper: ignoring signal {r} with code {code}");
             continue;
         }
         // The kernel's siginfo for a timer: si_tid (the timer id) at offset 16.
@@ -372,6 +373,8 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 let f: extern "C" fn(usize) = unsafe { std::mem::transmute(f) };
                 f(t.value.load(Ordering::Acquire));
             }
+        } else {
+            crate::warn!("timer helper: a signal of timer {id}, which has no function");
         }
     }
 }
