@@ -554,3 +554,39 @@ fn running_follows_every_state_change() {
     let r = reply_of(&c.command(1, Command::Checkpoint(CkptMode::Async), now), 1).unwrap();
     assert_eq!(r.status, CommandStatus::Success);
 }
+
+#[test]
+fn progress_is_summed_and_phases_keep_the_longest() {
+    let (mut c, now) = with_workers(CompConfig::default(), 2);
+    c.command(7, Command::Checkpoint(CkptMode::Blocking), now);
+    let progress = |done, total| WorkerMsg::CkptProgress { done, total };
+    c.message(1, progress(10, 100), now);
+    c.message(2, progress(30, 300), now);
+    c.message(1, progress(60, 100), now);
+    let acts = c.command(8, Command::Status, now);
+    let p = reply_of(&acts, 8).unwrap().progress.expect("a checkpoint is under way");
+    assert_eq!(
+        (p.generation, p.done, p.total, p.processes_done, p.processes),
+        (1, 90, 400, 0, 2)
+    );
+    let phases = |s, w| CkptPhases {
+        suspend_us: s,
+        drain_us: 5,
+        write_us: w,
+        sync_us: 7,
+        resume_us: 1,
+    };
+    c.message(1, WorkerMsg::CkptPhases(phases(100, 2_000)), now);
+    c.message(2, WorkerMsg::CkptPhases(phases(300, 1_000)), now);
+    written(&mut c, 1, now);
+    let acts = written(&mut c, 2, later(now, 1));
+    let r = reply_of(&acts, 7).expect("the blocking checkpoint is answered");
+    let last = r.last_checkpoint.expect("summary");
+    assert_eq!(last.phases, Some(phases(300, 2_000)));
+    assert_eq!(r.progress, None, "nothing under way after the checkpoint");
+    // Phases from a process outside a checkpoint are ignored.
+    c.message(1, WorkerMsg::CkptPhases(phases(9_999, 9_999)), now);
+    let acts = c.command(9, Command::Status, now);
+    let r = reply_of(&acts, 9).unwrap();
+    assert_eq!(r.last_checkpoint.unwrap().phases, Some(phases(300, 2_000)));
+}

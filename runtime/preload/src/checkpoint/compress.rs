@@ -386,7 +386,7 @@ fn worker(
     }
 }
 
-/// A worker that exited (or was killed) while the writer still needs frames.
+/// A worker that failed (non-zero exit) or was killed while the writer still needs frames.
 fn dead_worker(pids: &[i32]) -> Option<CompressError> {
     for &pid in pids {
         // SAFETY: waitid into a local siginfo; WNOWAIT leaves the zombie for `reap`.
@@ -401,7 +401,8 @@ fn dead_worker(pids: &[i32]) -> Option<CompressError> {
         };
         // SAFETY: reading the union fields the kernel filled for a child state change.
         let (got, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
-        if r == 0 && got == pid {
+        // A worker that found no frame left exits with status 0 while others still work.
+        if r == 0 && got == pid && !(code == libc::CLD_EXITED && status == 0) {
             let why = if code == libc::CLD_EXITED {
                 format!("exit status {status}")
             } else {
