@@ -5,10 +5,9 @@
 //! status itself; the test checks every sequence carries on and the final reaping).
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
 };
-use dmtcp_tests::pid_modes::PidMode;
+use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::{Env, Spawned};
 
 const KINDS: [&str; 3] = ["tick", "spawn", "vfork"];
@@ -48,13 +47,12 @@ fn restart_all(env: &Env, port: u16, cycle: u32) -> Spawned {
     env.spawn(&restart)
 }
 
-#[test]
-fn spawned_vforked_and_popen_children_come_back_with_their_parent() {
-    let env = Env::new("procs_spawn");
+fn spawned_vforked_and_popen_children_come_back_with_their_parent(mode: PidMode) {
+    let env = Env::new(&format!("procs_spawn_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("procs_spawn");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 120", prog.display()));
+    let cmd = launch_in_mode(&env, port, mode, &format!("{} 120", prog.display()));
     let mut run = env.spawn(&cmd);
     wait_lines(&env, &mut run, "tick", 15);
     wait_lines(&env, &mut run, "spawn", 15);
@@ -164,3 +162,4 @@ fn unreaped_children_are_still_reapable_after_restart(mode: PidMode) {
 }
 
 dmtcp_tests::both_pid_modes!(unreaped_children_are_still_reapable_after_restart);
+dmtcp_tests::both_pid_modes!(spawned_vforked_and_popen_children_come_back_with_their_parent);

@@ -16,6 +16,7 @@
 //! at once and the parent's `fork` forks again (DMTCP's answer); a table entry whose real id
 //! the kernel hands out again belonged to a task that is gone and is dropped.
 
+pub mod popen;
 pub mod proc_paths;
 pub mod real;
 pub mod siginfo;

@@ -28,7 +28,7 @@ symbols! {
     setpriority = c"setpriority", prlimit = c"prlimit", prlimit64 = c"prlimit64",
     sched_getparam = c"sched_getparam", sched_setparam = c"sched_setparam",
     sched_getscheduler = c"sched_getscheduler", sched_setscheduler = c"sched_setscheduler",
-    sigwaitinfo = c"sigwaitinfo", sigtimedwait = c"sigtimedwait",
+    sigwaitinfo = c"sigwaitinfo", sigtimedwait = c"sigtimedwait", pclose = c"pclose",
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
