@@ -298,7 +298,7 @@ restart() {
   local image=$1 sum=$2 temp=$3 perfdata=${4:-} d rpid port t0 line end i
   d=$(dirname "$(dirname "$image")")/restart-${5:-$temp}
   mkdir -p "$d"
-  rs_s=""; rs_check="?"; rs_resident_s=""; rs_resident_s=""
+  rs_s=""; rs_check="?"; rs_resident_s=""
   # The restored program sees a gap since its checkpoint; over 1 s it checksums its memory.
   sleep 1.1
   [ "$temp" = cold ] && drop_caches
@@ -331,13 +331,6 @@ restart() {
   # "gap SECONDS start_ns START end_ns END pid PID"
   end=$(awk '{print $6}' <<<"$line")
   rs_s=$(secs "$t0" "$end")
-  if [ "${#rs_extra[@]}" -gt 0 ]; then
-    # Lazy restart: fully resident once the pager reports it (polled every 10 ms).
-    for ((i = 0; i < 6000; i++)); do
-      grep -q "all memory loaded" "$d/err" 2>/dev/null && { rs_resident_s=$(secs "$t0" "$(now_ns)"); break; }
-      sleep 0.01
-    done
-  fi
   if [ "${#rs_extra[@]}" -gt 0 ]; then
     # Lazy restart: fully resident once the pager reports it (polled every 10 ms).
     for ((i = 0; i < 6000; i++)); do
@@ -459,7 +452,6 @@ perf_top() { # perf_top DATA TITLE
 
 perf_lines=()
 rs_extra=(); rs_env=()
-rs_extra=(); rs_env=()
 for kind in $kinds; do
   case "$kind" in
     heap|random|sparse) ;;
@@ -513,30 +505,6 @@ for kind in $kinds; do
         row "$kind: restart ($temp)" "FAILED" "-" "-" "-" "<= 1.5x" "NO"
       fi
     done
-    if [ "$kind" = heap ]; then
-      # Lazy restart: the program runs at once, its memory arrives on first touch and in the
-      # background; its checksum after the restore touches every page.
-      rs_extra=(--lazy); rs_env=(DMTCP_LOG=info)
-      for temp in cold warm; do
-        [ "$temp" = cold ] && [ "$can_drop" = 0 ] && continue
-        if restart "$image" "$sum" "$temp"; then
-          if [ "$temp" = cold ]; then
-            base=$(read_cold "$image"); blabel="read image, cold cache"
-          else
-            base=$(read_warm "$image"); blabel="read image, page cache"
-          fi
-          row "$kind: lazy restart ($temp) to first instruction, memory $rs_check" \
-            "$(calc "$rs_s * 1000" 0) ms" "-" "-" "-" "< 100 ms" "$(verdict "$rs_s" '<' 0.100)"
-          if [ -n "$rs_resident_s" ]; then
-            row "$kind: lazy restart ($temp) to fully resident" "${rs_resident_s} s" "$blabel" \
-              "${base} s" "$(calc "$rs_resident_s / $base")x" "-" "-"
-          fi
-        else
-          row "$kind: lazy restart ($temp)" "FAILED" "-" "-" "-" "< 100 ms" "NO"
-        fi
-      done
-      rs_extra=(); rs_env=()
-    fi
     if [ "$kind" = heap ]; then
       # Lazy restart: the program runs at once, its memory arrives on first touch and in the
       # background; its checksum after the restore touches every page.
