@@ -389,8 +389,9 @@ fn worker(
 /// A worker that failed (non-zero exit) or was killed while the writer still needs frames.
 fn dead_worker(pids: &[i32]) -> Option<CompressError> {
     for &pid in pids {
-        // SAFETY: waitid into a local siginfo; WNOWAIT leaves the zombie for `reap`.
+        // SAFETY: an all-zero siginfo is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid into a local siginfo; WNOWAIT leaves the zombie for `reap`.
         let r = unsafe {
             libc::waitid(
                 libc::P_PID,
@@ -422,8 +423,9 @@ fn reap(pids: &[i32], kill: bool) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         loop {
-            // SAFETY: waitid into a local siginfo.
+            // SAFETY: an all-zero siginfo is a valid value.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid into a local siginfo.
             let r = unsafe {
                 libc::waitid(
                     libc::P_PID,
