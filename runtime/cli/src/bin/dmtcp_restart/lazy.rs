@@ -127,11 +127,21 @@ pub fn start(c: &Checked, staged: &Staged, exact: bool, quiet: bool) -> Result<(
         // SAFETY: as above.
         Err(_) => unsafe { libc::_exit(1) },
     }
-    // The watcher: out of the terminal's session, so ^C meant for the program does not end it.
-    // SAFETY: setsid and prctl only affect this process.
+    // The watcher: out of the terminal's session, so ^C meant for the program does not end it;
+    // stdin and stdout on /dev/null, so a pipe reading the program's output sees its end when
+    // the program ends (stderr stays, for the messages).
+    // SAFETY: setsid, prctl and dup2 only affect this process.
     unsafe {
         libc::setsid();
         libc::prctl(libc::PR_SET_NAME, c"dmtcp_watcher".as_ptr());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
     }
     let pager = match fork_aside(exact) {
         Ok(p) => p,
