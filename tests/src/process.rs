@@ -185,6 +185,10 @@ impl Cmd {
         if let Some(v) = std::env::var_os("DMTCP_PID_MODE") {
             c.env("DMTCP_PID_MODE", v);
         }
+        // Run every restart lazily: DMTCP_LAZY_RESTART=1.
+        if let Some(v) = std::env::var_os("DMTCP_LAZY_RESTART") {
+            c.env("DMTCP_LAZY_RESTART", v);
+        }
         for (k, v) in &self.env {
             match v {
                 Some(v) => c.env(k, v),
