@@ -162,3 +162,42 @@ fn a_dead_pager_kills_the_restored_program_with_a_message() {
         "no clear message: {stderr}"
     );
 }
+
+/// A checkpoint taken while a lazy restart is still loading memory waits for the load: pages
+/// not loaded yet are missing from the page tables and must not be saved as holes. The
+/// program verifies every byte after the next (eager) restart.
+#[test]
+fn a_checkpoint_during_a_lazy_load_saves_every_byte() {
+    let env = Env::new("restart_lazy_ckpt");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let (img, _) = checkpointed(&env, port, "96", "80", "50");
+
+    // A slow pager (one 4 MiB frame per 100 ms): the checkpoint comes long before it is done.
+    let r = restart_lazily(&env, port, &img, Some("100"));
+    assert_eq!(
+        processes_named(&env, "dmtcp_pager").len(),
+        1,
+        "the pager is still loading\n{}",
+        env.diagnostics()
+    );
+    let out = checkpoint_and_kill(&env, port, r);
+    let last = *numbers(&out, "tick").last().unwrap();
+    let img = images(env.dir.path(), "restart_lazy")
+        .pop()
+        .expect("an image");
+    let r = dmtcp_tests::engine_support::restart(&env, port, &img);
+    let out = r.wait(LONG);
+    let stdout = out.stdout_str();
+    // numbers() fails on a CORRUPT line: a page saved as a hole reads as zeros.
+    assert_consecutive(
+        &numbers(&stdout, "tick"),
+        last + 1,
+        "after the eager restart",
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("done ")),
+        "{}",
+        out.describe()
+    );
+}

@@ -10,6 +10,8 @@ pub fn install() {
 }
 
 extern "C" fn prepare() {
+    // A child forked while a lazy restart still loads memory would see zeros for the rest.
+    crate::checkpoint::lazy_wait::wait_loaded();
     // First, while the program's state is whole and nothing of ours is locked.
     plugin::dispatch_simple(Event::AtforkPrepare);
     ckpt_lock::enter();

@@ -21,6 +21,7 @@ mod fds;
 mod forked;
 mod incremental;
 mod layout;
+pub(crate) mod lazy_wait;
 mod maps;
 mod posix_mq;
 mod posix_timers;
@@ -213,6 +214,8 @@ extern "C" fn finish_checkpoint_before_exit() {
 }
 
 fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
+    // Pages a lazy restart has not loaded yet would be saved as holes.
+    lazy_wait::wait_loaded();
     session::send(&WorkerMsg::State(WorkerState::Checkpointing))?;
     if !READY.load(Ordering::Acquire) {
         shared_fds::elect_absent()?;
@@ -623,6 +626,7 @@ fn after_restart() -> Result<(), SessionError> {
     }
     // Every thread has left the hole's stack: make it a reservation again.
     layout::rereserve_hole();
+    lazy_wait::note_restart();
     // The report page came back as private memory.
     forked::init();
     let data = restart::take_data();
