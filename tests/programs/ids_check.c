@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "../../include/dmtcp.h"
 
 #define WORKER_SIG (SIGRTMIN + 2)
 #define BURST 120
@@ -51,6 +52,14 @@ static void on_ack(int s, siginfo_t *si, void *uc) {
     (void)s; (void)uc;
     if (si->si_pid != expected_sender) ack_from = si->si_pid;
     acks++;
+}
+
+/* Restarts of this process so far (0 without the runtime). A signal pending at a checkpoint is
+ * raised again at restart by the process itself (docs/unsupported.md): its si_pid is then our
+ * own pid, accepted only when a restart happened during that exchange. */
+static int restarts(void) {
+    int c = 0, r = 0;
+    return dmtcp_get_local_status(&c, &r) ? r : 0;
 }
 static void on_chld(int s, siginfo_t *si, void *uc) { (void)s; (void)uc; chld_from = si->si_pid; }
 
@@ -214,16 +223,19 @@ int main(int argc, char **argv) {
         CHECK(worker_pokes == before + 1, "tick %ld: tgkill did not reach the worker", n);
         /* kill to the child by its old pid; the child answers with kill(getppid()). */
         long acks0 = acks;
+        int restarts0 = restarts();
         CHECK(kill(child, SIGUSR1) == 0, "tick %ld: kill(child)", n);
         for (int i = 0; i < 5000 && acks == acks0; i++) pause_ms(1);
         CHECK(acks == acks0 + 1, "tick %ld: the child did not answer kill()", n);
-        CHECK(ack_from == 0, "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
         siginfo_t si;
         struct timespec wait_urg = {5, 0};
         int got;
         while ((got = sigtimedwait(&urg, &si, &wait_urg)) < 0 && errno == EINTR) {} /* a checkpoint */
-        /* A SIGURG pending at a checkpoint is raised again at restart by the process itself. */
-        CHECK(got == SIGURG && (si.si_pid == child || si.si_pid == pid0),
+        int restarted = restarts() != restarts0;
+        CHECK(ack_from == 0 || (restarted && ack_from == pid0),
+              "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
+        ack_from = 0;
+        CHECK(got == SIGURG && (si.si_pid == child || (restarted && si.si_pid == pid0)),
               "tick %ld: sigtimedwait gave si_pid %d, child %d", n, si.si_pid, child);
         int st;
         pid_t w = waitpid(child, &st, WNOHANG);

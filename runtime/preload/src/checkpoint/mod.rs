@@ -380,9 +380,13 @@ enum Outcome {
 
 /// Captures the frozen process and writes its image (through our own signal frame).
 fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError> {
-    process::capture(sig);
-    capture_thread_pending(sig);
+    process::capture();
     fds::capture(order.generation).map_err(|e| CkptError::Fds(e.to_string()))?;
+    // Pending signals only after the fd election's barrier: by then every process is frozen,
+    // so a signal a peer sent just before it froze is already queued here (read earlier, it
+    // would be missing from the image and lost at restart).
+    process::capture_shared_pending(sig);
+    capture_thread_pending(sig);
     // After the fd election's barrier every process is frozen: IPC objects hold still.
     capture_ipc(order.generation)?;
     // With --kcheckpoint the program must not run past its image: write in-process.
@@ -683,8 +687,9 @@ fn after_restart() -> Result<(), SessionError> {
         plugin::dispatch_checkpoint(Event::Restart, generation);
     }
     process::raise_shared_pending();
-    threads::release_all();
+    // Counted before the threads run again: a handler of a re-raised signal may ask.
     api::note_restart(generation);
+    threads::release_all();
     r?;
     session::send(&WorkerMsg::State(WorkerState::Running))?;
     Ok(())

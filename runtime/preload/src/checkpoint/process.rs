@@ -68,7 +68,7 @@ pub fn pending_from_status(text: &str, key: &str) -> u64 {
 }
 
 /// Captures the process-wide state (the program is frozen).
-pub fn capture(ckpt_signal: i32) {
+pub fn capture() {
     // SAFETY: the program is frozen; we are the checkpoint thread.
     let s = unsafe { state() };
     for sig in 1..=64usize {
@@ -86,8 +86,6 @@ pub fn capture(ckpt_signal: i32) {
             )
         };
     }
-    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
-    s.shared_pending = pending_from_status(&status, "ShdPnd:") & !(1u64 << (ckpt_signal - 1));
     for (i, t) in s.itimers.iter_mut().enumerate() {
         let mut v = libc::itimerval {
             it_interval: libc::timeval {
@@ -176,6 +174,14 @@ pub fn apply() {
             }
         }
     }
+}
+
+/// Captures the process-wide pending signals (every process of the computation is frozen).
+pub fn capture_shared_pending(ckpt_signal: i32) {
+    // SAFETY: the program is frozen; we are the checkpoint thread.
+    let s = unsafe { state() };
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    s.shared_pending = pending_from_status(&status, "ShdPnd:") & !(1u64 << (ckpt_signal - 1));
 }
 
 /// Re-applies the resource limits (after the fds are back: see `after_restart`).
