@@ -88,6 +88,34 @@ pub fn checkpoint_and_kill(env: &Env, port: u16, prog: Spawned) -> String {
     prog.wait(LONG).stdout_str()
 }
 
+/// `dmtcp_command --bcheckpoint`: a checkpoint the program survives; fails the test with the
+/// diagnostics if it does not succeed.
+#[track_caller]
+pub fn bcheckpoint(env: &Env, port: u16) {
+    let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "checkpoint failed: {}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+}
+
+/// Waits for `prog` to end with exit code 0; returns its stdout.
+#[track_caller]
+pub fn finished_ok(env: &Env, prog: Spawned, timeout: Duration) -> String {
+    let out = prog.wait(timeout);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
+    out.stdout_str()
+}
+
 /// `dmtcp_restart --join-coordinator -p <port> <image>`, waited until it runs.
 pub fn restart(env: &Env, port: u16, image: &Path) -> Spawned {
     let cmd = env

@@ -1,7 +1,7 @@
 //! All or nothing: when one process of a computation cannot write its image, the others'
 //! new images are discarded, so every process keeps its previous (complete) image.
 
-use dmtcp_tests::engine_support::{images, wait_lines};
+use dmtcp_tests::engine_support::{bcheckpoint, images, wait_lines};
 use dmtcp_tests::{Env, QUICK};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -39,14 +39,7 @@ fn a_failed_process_keeps_everyones_previous_image() {
     for r in &mut runs {
         wait_lines(&env, r, "tick", 2);
     }
-    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "{}\n{}",
-        ok.describe(),
-        env.diagnostics()
-    );
+    bcheckpoint(&env, port);
     let a1 = images(&dir_a, "ckpt_counter");
     assert_eq!(a1.len(), 1, "{a1:?}");
     assert_eq!(generation(&env, &a1[0]), 1);
@@ -78,13 +71,6 @@ fn a_failed_process_keeps_everyones_previous_image() {
     // Both keep running and checkpoint again once B can write.
     let st = env.wait_peers(port, 2, true, dmtcp_tests::LONG);
     assert_eq!(st.peers(), 2);
-    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "{}\n{}",
-        ok.describe(),
-        env.diagnostics()
-    );
+    bcheckpoint(&env, port);
     assert_eq!(generation(&env, &images(&dir_a, "ckpt_counter")[0]), 3);
 }

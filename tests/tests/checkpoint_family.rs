@@ -6,7 +6,7 @@
 use dmtcp_tests::Env;
 use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, numbers, wait_lines,
 };
 use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 
@@ -32,15 +32,7 @@ fn parent_and_child_come_back_as_a_family(mode: PidMode) {
         .args(["--join-coordinator", "--coord-port", &port.to_string()])
         .args(&imgs);
     let r = env.spawn(&restart);
-    let out = r.wait(LONG);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    let stdout = finished_ok(&env, r, LONG);
     assert_consecutive(&numbers(&stdout, "tick"), last + 1, "the restarted parent");
     assert_consecutive(
         &numbers(&stdout, "child"),

@@ -7,7 +7,8 @@
 use dmtcp_tests::Env;
 use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, numbers, restart,
+    wait_lines,
 };
 use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 
@@ -28,15 +29,7 @@ fn pid_and_tids_come_back(mode: PidMode) {
     let img = images(env.dir.path(), "ckpt_ids").pop().expect("an image");
 
     let r = restart(&env, port, &img);
-    let out = r.wait(LONG);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    let stdout = finished_ok(&env, r, LONG);
     assert_consecutive(&numbers(&stdout, "tick"), last + 1, "after restart");
     // Same pid as printed before the checkpoint.
     let pid = pid_line.split(' ').nth(3).unwrap();

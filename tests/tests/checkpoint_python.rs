@@ -3,7 +3,8 @@
 
 use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, numbers, restart,
+    wait_lines,
 };
 
 /// The digest prefix ckpt_loop.py prints after `n` iterations, computed here independently.
@@ -39,15 +40,7 @@ fn python_loop_continues_after_restart() {
     let img = images(env.dir.path(), "python3").pop().expect("an image");
 
     let r = restart(&env, port, &img);
-    let out = r.wait(LONG);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    let stdout = finished_ok(&env, r, LONG);
     assert_consecutive(&numbers(&stdout, "tick"), last + 1, "after restart");
     let want = format!("tick 80 {}\ndone\n", expected_digest(80));
     assert!(

@@ -4,7 +4,8 @@
 
 use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, numbers, restart,
+    wait_lines,
 };
 
 #[test]
@@ -35,15 +36,7 @@ fn memory_and_kernel_state_survive_restart() {
     );
 
     let r = restart(&env, port, &img);
-    let out = r.wait(LONG);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    let stdout = finished_ok(&env, r, LONG);
     let t = numbers(&stdout, "tick");
     assert_consecutive(&t, last + 1, "after restart");
     assert_eq!(t.last(), Some(&90));

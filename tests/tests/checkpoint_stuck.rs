@@ -3,7 +3,7 @@
 //! process of the computation is not left waiting, nobody's previous image is replaced, and
 //! the program runs on unharmed (tests/programs/ckpt_blocker.c).
 
-use dmtcp_tests::engine_support::{assert_consecutive, images, numbers, wait_lines};
+use dmtcp_tests::engine_support::{assert_consecutive, bcheckpoint, images, numbers, wait_lines};
 use dmtcp_tests::{Env, LONG};
 
 #[test]
@@ -45,14 +45,7 @@ fn unfreezable_thread_fails_the_checkpoint_cleanly() {
     assert_eq!(st.peers(), 2);
     let have = numbers(&b.stdout_so_far(), "tick").len();
     wait_lines(&env, &mut b, "tick", have.max(160));
-    let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
+    bcheckpoint(&env, port);
     assert_eq!(images(env.dir.path(), "ckpt_counter").len(), 1);
     assert_eq!(images(env.dir.path(), "ckpt_blocker").len(), 1);
     let have = numbers(&c.stdout_so_far(), "tick").len();

@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, finished_ok, images,
+    launch_in_pid_namespace, numbers, wait_lines,
 };
 use dmtcp_tests::{Env, Spawned};
 
@@ -94,23 +94,8 @@ fn listener_and_options_survive_a_resumed_checkpoint() {
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 2, true, LONG);
     wait_lines(&env, &mut run, "ping", 5);
-    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "{}\n{}",
-        ok.describe(),
-        env.diagnostics()
-    );
-    let out = run.wait(LONG * 2);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    bcheckpoint(&env, port);
+    let stdout = finished_ok(&env, run, LONG * 2);
     assert_consecutive(&numbers(&stdout, "ping"), 1, "ping");
     let opts = options(&stdout);
     assert_eq!(opts.len(), 150);
@@ -151,14 +136,7 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 1, true, LONG);
     wait_lines(&env, &mut run, "pong", 5);
-    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "{}\n{}",
-        ok.describe(),
-        env.diagnostics()
-    );
+    bcheckpoint(&env, port);
     let seen = numbers(&run.stdout_so_far(), "pong").len();
     wait_lines(&env, &mut run, "pong", seen + 10);
     let out = checkpoint_and_kill(&env, port, run);
@@ -239,23 +217,8 @@ fn backlog_connections_survive_a_resumed_checkpoint() {
     let mut run = env.spawn(&cmd);
     env.wait_peers(port, 2, true, LONG);
     wait_lines(&env, &mut run, "tick", 5);
-    let ok = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "{}\n{}",
-        ok.describe(),
-        env.diagnostics()
-    );
-    let out = run.wait(LONG * 2);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    bcheckpoint(&env, port);
+    let stdout = finished_ok(&env, run, LONG * 2);
     assert_consecutive(&numbers(&stdout, "tick"), 1, "ticks");
     for c in 0..3 {
         assert!(stdout.contains(&format!("child ok {c}\n")), "{stdout}");

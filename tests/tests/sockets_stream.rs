@@ -5,8 +5,8 @@
 //! once, in order, whole (message boundaries included for seqpacket and datagram sockets).
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, launch_in_pid_namespace, numbers,
-    wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, launch_in_pid_namespace,
+    numbers, wait_lines,
 };
 use dmtcp_tests::{Env, Spawned};
 
@@ -112,15 +112,7 @@ fn resume(mode: &str) {
             env.diagnostics()
         );
     }
-    let out = run.wait(LONG * 2);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
+    let stdout = finished_ok(&env, run, LONG * 2);
     let mut prefixes = vec!["recv"];
     if mode != "dgrampath" {
         prefixes.push("back");
