@@ -5,10 +5,13 @@
  *   kill(child) reaches the child and the child's kill(getppid()) answer reaches the parent,
  *   tgkill(pid, worker tid) reaches the worker (its handler checks its own tid),
  *   waitpid(child, WNOHANG) says "running" (0), the answer's si_pid (SA_SIGINFO handler and
- *   sigtimedwait) is the child,
+ *   sigtimedwait) is the child, also when a checkpoint or restart caught it pending,
  *   setpriority/getpriority, sched_getscheduler and prlimit reach the child by its pid,
  *   readlink("/proc/self") is the pid, /proc/<pid>/task/<worker>/comm names the worker,
  *   /proc/<child>/comm and /proc/<child> (stat, access, opendir) exist.
+ * Two signals the child sends at its start (kill, sigqueue with a value) stay pending in the
+ * parent until the last tick, through every checkpoint and restart: the parent then checks their
+ * si_pid, si_code and value ("kept signals from C").
  * With "burst" among the arguments after N the parent then forks BURST short-lived children
  * (see fork_burst); with "nosession" the session is not checked (a session leader outside
  * the computation, whose id depends on where the restart runs). At the end the parent execs itself; the new program checks its pid, session, group and
@@ -32,7 +35,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "../../include/dmtcp.h"
 
 #define WORKER_SIG (SIGRTMIN + 2)
 #define BURST 120
@@ -54,13 +56,6 @@ static void on_ack(int s, siginfo_t *si, void *uc) {
     acks++;
 }
 
-/* Restarts of this process so far (0 without the runtime). A signal pending at a checkpoint is
- * raised again at restart by the process itself (docs/unsupported.md): its si_pid is then our
- * own pid, accepted only when a restart happened during that exchange. */
-static int restarts(void) {
-    int c = 0, r = 0;
-    return dmtcp_get_local_status(&c, &r) ? r : 0;
-}
 static void on_chld(int s, siginfo_t *si, void *uc) { (void)s; (void)uc; chld_from = si->si_pid; }
 
 static void set_info_handler(int sig, void (*h)(int, siginfo_t *, void *)) {
@@ -109,8 +104,16 @@ static int read_file(const char *path, char *out, size_t len) {
 
 #define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL " __VA_ARGS__); printf(" (errno %d)\n", errno); exit(3); } } while (0)
 
+#define KEPT_SIG SIGWINCH        /* kill()ed by the child at start, collected by the parent at the end */
+#define KEPT_RT_SIG (SIGRTMIN + 3) /* sigqueue()d likewise, with a value */
+
 static void child_main(void) {
     pid_t me = getpid();
+    /* Pending (blocked) in the parent through every checkpoint and restart: each must keep its
+     * sender, code and value. */
+    CHECK(kill(getppid(), KEPT_SIG) == 0, "child: kill(parent)");
+    union sigval v = {.sival_int = 4242};
+    CHECK(sigqueue(getppid(), KEPT_RT_SIG, v) == 0, "child: sigqueue(parent)");
     for (long n = 1;; n++) {
         CHECK(getppid() == parent_pid, "child %ld: getppid %d, was %d", n, getppid(), parent_pid);
         CHECK(getpid() == me, "child %ld: getpid %d, was %d", n, getpid(), me);
@@ -194,7 +197,10 @@ int main(int argc, char **argv) {
     sigset_t urg;
     sigemptyset(&urg);
     sigaddset(&urg, SIGURG);
-    pthread_sigmask(SIG_BLOCK, &urg, NULL); /* inherited by the worker: only sigtimedwait takes it */
+    sigset_t kept = urg;
+    sigaddset(&kept, KEPT_SIG);
+    sigaddset(&kept, KEPT_RT_SIG);
+    pthread_sigmask(SIG_BLOCK, &kept, NULL); /* inherited by the worker: only sigtimedwait takes them */
     pid_t child = fork();
     if (child == 0) child_main();
     CHECK(child > 0, "fork");
@@ -223,7 +229,6 @@ int main(int argc, char **argv) {
         CHECK(worker_pokes == before + 1, "tick %ld: tgkill did not reach the worker", n);
         /* kill to the child by its old pid; the child answers with kill(getppid()). */
         long acks0 = acks;
-        int restarts0 = restarts();
         CHECK(kill(child, SIGUSR1) == 0, "tick %ld: kill(child)", n);
         for (int i = 0; i < 5000 && acks == acks0; i++) pause_ms(1);
         CHECK(acks == acks0 + 1, "tick %ld: the child did not answer kill()", n);
@@ -231,11 +236,9 @@ int main(int argc, char **argv) {
         struct timespec wait_urg = {5, 0};
         int got;
         while ((got = sigtimedwait(&urg, &si, &wait_urg)) < 0 && errno == EINTR) {} /* a checkpoint */
-        int restarted = restarts() != restarts0;
-        CHECK(ack_from == 0 || (restarted && ack_from == pid0),
-              "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
-        ack_from = 0;
-        CHECK(got == SIGURG && (si.si_pid == child || (restarted && si.si_pid == pid0)),
+        /* A signal pending at a checkpoint keeps its sender, at resume and at restart. */
+        CHECK(ack_from == 0, "tick %ld: si_pid of the answer %d, child %d", n, ack_from, child);
+        CHECK(got == SIGURG && si.si_pid == child,
               "tick %ld: sigtimedwait gave si_pid %d, child %d", n, si.si_pid, child);
         int st;
         pid_t w = waitpid(child, &st, WNOHANG);
@@ -274,6 +277,21 @@ int main(int argc, char **argv) {
         printf("tick %ld real %ld\n", n, real_pid());
         pause_ms(10);
     }
+    /* The child's two signals, pending since its start. */
+    siginfo_t si;
+    struct timespec wait_kept = {5, 0};
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, KEPT_SIG);
+    CHECK(sigtimedwait(&one, &si, &wait_kept) == KEPT_SIG && si.si_pid == child && si.si_code == SI_USER,
+          "kept signal: si_pid %d code %d, child %d", si.si_pid, si.si_code, child);
+    sigemptyset(&one);
+    sigaddset(&one, KEPT_RT_SIG);
+    CHECK(sigtimedwait(&one, &si, &wait_kept) == KEPT_RT_SIG && si.si_pid == child &&
+              si.si_code == SI_QUEUE && si.si_value.sival_int == 4242,
+          "kept rt signal: si_pid %d code %d value %d, child %d", si.si_pid, si.si_code,
+          si.si_value.sival_int, child);
+    printf("kept signals from %d\n", child);
     if (burst) fork_burst(pid0, child, wtid);
     /* The same program again through exec: its ids and its child must still be the same. */
     char a1[16], a2[16], a3[16], a4[16];

@@ -23,6 +23,7 @@ mod incremental;
 mod layout;
 pub(crate) mod lazy_wait;
 mod maps;
+mod pending_info;
 mod posix_mq;
 mod posix_timers;
 mod process;
@@ -385,6 +386,7 @@ fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError
     // Pending signals only after the fd election's barrier: by then every process is frozen,
     // so a signal a peer sent just before it froze is already queued here (read earlier, it
     // would be missing from the image and lost at restart).
+    pending_info::capture(sig);
     process::capture_shared_pending(sig);
     capture_thread_pending(sig);
     // After the fd election's barrier every process is frozen: IPC objects hold still.

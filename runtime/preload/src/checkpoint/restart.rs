@@ -262,6 +262,9 @@ extern "C" fn resume_thread(idx: u64) -> ! {
     if !r.is_ckpt && crate::plugin::has_plugins() {
         crate::plugin::dispatch_thread_resume();
     }
+    if r.is_main {
+        super::pending_info::requeue(true);
+    }
     for sig in 1..=64 {
         if r.pending & (1u64 << (sig - 1)) != 0 {
             threads::tgkill(sys::gettid(), sig);

@@ -188,6 +188,9 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
     while RELEASE.load(Ordering::Acquire) == g {
         sys::futex_wait(&RELEASE, g);
     }
+    if r.is_main {
+        super::pending_info::requeue(false);
+    }
     crate::plugin::dispatch_thread_resume();
     // SAFETY: our own errno.
     unsafe { *errno = saved_errno };

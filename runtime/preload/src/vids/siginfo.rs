@@ -21,7 +21,7 @@ const NONE: AtomicUsize = AtomicUsize::new(0);
 static HANDLERS: [AtomicUsize; 65] = [NONE; 65];
 
 /// `si_code`s whose `si_pid` names a sending process (SI_USER, SI_QUEUE, SI_MESGQ, SI_TKILL).
-fn carries_pid(sig: c_int, code: c_int) -> bool {
+pub(crate) fn carries_pid(sig: c_int, code: c_int) -> bool {
     matches!(code, 0 | -1 | -3 | -6) || (sig == libc::SIGCHLD && (1..=6).contains(&code))
 }
 
