@@ -68,11 +68,19 @@ impl SysvObjects {
         postcard::from_bytes(b)
     }
 
-    /// Adds the objects of `other` whose ids are not here yet (first copy wins).
+    /// Adds the objects of `other` whose ids are not here yet (first copy wins), except that a
+    /// segment's saved bytes are taken from whichever copy has them.
+    ///
+    /// Why: each process saves a segment's bytes only when it sees no attach (`shm_nattch ==
+    /// 0`), and saving them is itself a brief attach, so a process capturing at the same time
+    /// as another may see that attach and save no bytes. The first process to look always
+    /// saw 0, so some copy holds the bytes; keeping only the first image's copy lost them.
     pub fn merge(&mut self, other: SysvObjects) {
         for s in other.shm {
-            if !self.shm.iter().any(|x| x.id == s.id) {
-                self.shm.push(s);
+            match self.shm.iter_mut().find(|x| x.id == s.id) {
+                None => self.shm.push(s),
+                Some(x) if x.content.is_none() => x.content = s.content,
+                Some(_) => {}
             }
         }
         for s in other.sem {
@@ -128,5 +136,32 @@ mod tests {
         assert_eq!(a.sem[0].values, vec![1, 2, 3]);
         assert_eq!(a.msg[0].messages[0].data, b"hello");
         assert!(SysvObjects::from_bytes(&[0xff, 0xff]).is_err());
+    }
+
+    fn shm(content: Option<&[u8]>) -> SysvObjects {
+        SysvObjects {
+            shm: vec![SysvShm {
+                id: 65536,
+                key: 4243,
+                mode: 0o640,
+                size: 3,
+                removed: false,
+                content: content.map(<[u8]>::to_vec),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merge_takes_segment_bytes_from_any_copy() {
+        // The first image's process saw another's temporary attach and saved no bytes.
+        let mut a = shm(None);
+        a.merge(shm(Some(b"abc")));
+        assert_eq!(a.shm.len(), 1);
+        assert_eq!(a.shm[0].content.as_deref(), Some(&b"abc"[..]));
+        // A later copy without bytes does not erase them, and the first bytes stay.
+        a.merge(shm(None));
+        a.merge(shm(Some(b"xyz")));
+        assert_eq!(a.shm[0].content.as_deref(), Some(&b"abc"[..]));
     }
 }

@@ -121,7 +121,9 @@ pub fn capture(maps: &[super::maps::Mapping]) -> Option<Vec<u8>> {
     for id in shm_ids {
         let Some(ds) = shm_stat(id) else { continue };
         let mine = attached.iter().any(|a| a.id == id);
-        // Nobody has it attached: its bytes are nowhere in the images, save them here.
+        // Nobody has it attached: its bytes are nowhere in the images, save them here. Another
+        // process's `shm_copy` running now counts as an attach, so this may see 1 and save
+        // nothing; the first to look saw 0, and restart takes the bytes from any copy.
         let content = (!mine && ds.shm_nattch == 0).then(|| shm_copy(id, ds.shm_segsz));
         objs.shm.push(SysvShm {
             id,
