@@ -164,6 +164,8 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
     if !FREEZING.load(Ordering::Acquire) {
         return; // Left over from a freeze that gave up.
     }
+    // SAFETY: `uc` is the kernel's ucontext for this delivery.
+    unsafe { crate::vids::siginfo::settle_interrupted(uc.cast()) };
     // SAFETY: slot `idx` belongs to this thread until it is published below.
     let r = unsafe { slot(idx) };
     record_self(r, uc as u64);

@@ -25,6 +25,37 @@ pub(crate) fn carries_pid(sig: c_int, code: c_int) -> bool {
     matches!(code, 0 | -1 | -3 | -6) || (sig == libc::SIGCHLD && (1..=6).contains(&code))
 }
 
+/// A delivery the checkpoint signal caught before the trampoline ran (the kernel set up the
+/// checkpoint signal's frame on top of it, so the thread resumes at the trampoline's first
+/// instruction): its `si_pid` is a real id of the run being checkpointed, meaningless after a
+/// restart. Translated now, while the table still describes it; the trampoline then finds no
+/// real id equal to that virtual one and leaves it.
+///
+/// # Safety
+/// `uc` is null or the ucontext of the checkpoint signal's delivery to this thread.
+pub(crate) unsafe fn settle_interrupted(uc: *mut libc::ucontext_t) {
+    if uc.is_null() || !table::active() {
+        return;
+    }
+    // SAFETY: the kernel's ucontext for this delivery.
+    let g = unsafe { &(*uc).uc_mcontext.gregs };
+    if g[libc::REG_RIP as usize] as usize != trampoline as *const () as usize {
+        return;
+    }
+    // The kernel passes (sig, info, uc) in rdi, rsi, rdx.
+    let sig = g[libc::REG_RDI as usize] as c_int;
+    let info = g[libc::REG_RSI as usize] as *mut siginfo_t;
+    if info.is_null() {
+        return;
+    }
+    // SAFETY: the siginfo the kernel wrote into the pending frame.
+    let code = unsafe { (*info).si_code };
+    if carries_pid(sig, code) {
+        // SAFETY: as above; si_pid is valid for these codes.
+        unsafe { super::wrappers::virtualize_siginfo(info) };
+    }
+}
+
 extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     if table::active() && !info.is_null() {
         // SAFETY: the kernel's siginfo for this delivery.
