@@ -11,9 +11,9 @@
 pub mod coordinator;
 pub mod coverage_support;
 pub mod engine_support;
-pub mod pid_modes;
 pub mod env;
 pub mod hosts;
+pub mod pid_modes;
 pub mod process;
 pub mod programs;
 pub mod pty;

@@ -18,7 +18,10 @@ fn shared_anonymous_memory_is_shared_after_restart() {
     wait_lines(&env, &mut run, "tick", 5);
     let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
     let last = *t.last().unwrap();
-    assert!(last < 40, "checkpoint too late to leave 110 ticks after restart ({last})");
+    assert!(
+        last < 40,
+        "checkpoint too late to leave 110 ticks after restart ({last})"
+    );
     let imgs = images(env.dir.path(), "ckpt_shm");
     assert_eq!(imgs.len(), 2, "{imgs:?}");
     let restart = env
@@ -26,7 +29,13 @@ fn shared_anonymous_memory_is_shared_after_restart() {
         .args(["--join-coordinator", "--coord-port", &port.to_string()])
         .args(&imgs);
     let out = env.spawn(&restart).wait(LONG);
-    assert_eq!(out.code(), Some(0), "{}\n{}", out.describe(), env.diagnostics());
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "{}\n{}",
+        out.describe(),
+        env.diagnostics()
+    );
     let stdout = out.stdout_str();
     assert_consecutive(&numbers(&stdout, "tick"), last + 1, "after restart");
     assert!(stdout.ends_with("tick 150\ndone\n"), "{stdout}");

@@ -19,8 +19,8 @@ mod real;
 mod session;
 mod settings;
 mod sleep;
-mod vids;
 mod spawn;
+mod vids;
 mod waits;
 
 use alloc::RuntimeHeap;
@@ -74,7 +74,9 @@ pub(crate) mod runtime {
 }
 
 fn start() {
-    let Some(settings) = settings::Settings::from_env() else { return };
+    let Some(settings) = settings::Settings::from_env() else {
+        return;
+    };
     // Before any id is asked for (the exec hand-over below compares pids).
     vids::import_from_env();
     log::init(settings.debug, settings.quiet);

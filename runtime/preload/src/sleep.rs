@@ -31,7 +31,10 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
     let mut want = unsafe { *req };
     loop {
         let before = ckpt_lock::freezes();
-        let mut left = timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut left = timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid request and remainder buffers.
         let r = unsafe { real(&want, &mut left) };
         if r == 0 || errno() != libc::EINTR || ckpt_lock::freezes() == before {
@@ -63,7 +66,10 @@ pub unsafe extern "C" fn clock_nanosleep(
     let mut want = unsafe { *req };
     loop {
         let before = ckpt_lock::freezes();
-        let mut left = timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut left = timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid request and remainder buffers. clock_nanosleep returns the error.
         let r = unsafe { real(clock, flags, &want, &mut left) };
         if r != libc::EINTR || ckpt_lock::freezes() == before {
@@ -84,8 +90,14 @@ pub unsafe extern "C" fn clock_nanosleep(
 /// Same contract as sleep(3).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sleep(seconds: c_uint) -> c_uint {
-    let req = timespec { tv_sec: seconds as libc::time_t, tv_nsec: 0 };
-    let mut rem = timespec { tv_sec: 0, tv_nsec: 0 };
+    let req = timespec {
+        tv_sec: seconds as libc::time_t,
+        tv_nsec: 0,
+    };
+    let mut rem = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid buffers; our nanosleep resumes after checkpoints.
     if unsafe { nanosleep(&req, &mut rem) } == 0 {
         return 0;

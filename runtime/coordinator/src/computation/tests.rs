@@ -564,7 +564,10 @@ fn progress_is_summed_and_phases_keep_the_longest() {
     c.message(2, progress(30, 300), now);
     c.message(1, progress(60, 100), now);
     let acts = c.command(8, Command::Status, now);
-    let p = reply_of(&acts, 8).unwrap().progress.expect("a checkpoint is under way");
+    let p = reply_of(&acts, 8)
+        .unwrap()
+        .progress
+        .expect("a checkpoint is under way");
     assert_eq!(
         (p.generation, p.done, p.total, p.processes_done, p.processes),
         (1, 90, 400, 0, 2)

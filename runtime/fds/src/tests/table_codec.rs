@@ -178,7 +178,10 @@ fn options_come_from_the_settings_variables() {
     // The runtime's default keeps the restart command's stdio, as DMTCP does.
     assert_eq!(
         RestoreOptions::from_lookup(&env(&[])),
-        RestoreOptions { inherit_all_stdio: true, ..RestoreOptions::default() }
+        RestoreOptions {
+            inherit_all_stdio: true,
+            ..RestoreOptions::default()
+        }
     );
     assert!(!RestoreOptions::from_lookup(&env(&[("DMTCP_RESTORE_STDIO", "1")])).inherit_all_stdio);
 }
