@@ -2,6 +2,7 @@
 //! progress lines the ckpt_* programs print, checkpointing, and restarting their images.
 
 use crate::{Cmd, Env, Spawned, wait_for};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -114,6 +115,99 @@ pub fn finished_ok(env: &Env, prog: Spawned, timeout: Duration) -> String {
         env.diagnostics()
     );
     out.stdout_str()
+}
+
+/// `dmtcp_restart --join-coordinator -p <port> <images...>`, spawned (not waited for).
+pub fn restart_images(env: &Env, port: u16, images: &[PathBuf]) -> Spawned {
+    let cmd = env
+        .tool("dmtcp_restart")
+        .args(["--join-coordinator", "--coord-port", &port.to_string()])
+        .args(images);
+    env.spawn(&cmd)
+}
+
+/// The checkpoint/kill/restart cycles of a test, for [`cycles`].
+pub struct Cycles<'a> {
+    /// Whose images the restarts take (`ckpt_<program>_*.dmtcp`).
+    pub program: &'a str,
+    /// How many images every checkpoint must write.
+    pub images: RangeInclusive<usize>,
+    /// Before each checkpoint, wait until the run printed this many lines of each prefix.
+    pub ready: &'a [(&'a str, usize)],
+    /// Progress lines `"<prefix> N"` that every run prints, counting up by one from 1 across
+    /// all runs: a restart continues exactly where its checkpoint stopped.
+    pub counters: &'a [&'a str],
+    /// Restarts; the last one runs to the end.
+    pub restarts: usize,
+}
+
+/// The "N cycles" test shape: the launched `run` and each restart but the last wait for
+/// `plan.ready` and are checkpointed and killed; the last restart must run to exit code 0.
+/// Each restart takes the images out of the work dir first (into `cycle<N>/`), so the next
+/// checkpoint's images never mix with them. Checks `plan.counters`; returns the stdout of
+/// every run (launch first, the finished one last) for the test's own checks.
+#[track_caller]
+pub fn cycles(env: &Env, port: u16, mut run: Spawned, plan: &Cycles) -> Vec<String> {
+    let mut counters = Counters::new(plan.counters);
+    let mut outs = Vec::with_capacity(plan.restarts + 1);
+    for cycle in 1..=plan.restarts {
+        for (prefix, n) in plan.ready {
+            wait_lines(env, &mut run, prefix, *n);
+        }
+        let out = checkpoint_and_kill(env, port, run);
+        counters.check(&out, cycle - 1);
+        outs.push(out);
+        run = restart_images(env, port, &move_images(env, plan, cycle));
+    }
+    let out = finished_ok(env, run, LONG * 2);
+    counters.check(&out, plan.restarts);
+    outs.push(out);
+    outs
+}
+
+/// The next number expected on each counter's lines.
+struct Counters<'a>(Vec<(&'a str, u64)>);
+
+impl<'a> Counters<'a> {
+    fn new(prefixes: &[&'a str]) -> Self {
+        Counters(prefixes.iter().map(|p| (*p, 1)).collect())
+    }
+
+    /// Checks that the output of the run after `restarts` restarts continues every counter.
+    #[track_caller]
+    fn check(&mut self, out: &str, restarts: usize) {
+        let what = match restarts {
+            0 => "before the first checkpoint".to_string(),
+            r => format!("after restart {r}"),
+        };
+        for (prefix, next) in &mut self.0 {
+            let t = numbers(out, prefix);
+            assert_consecutive(&t, *next, &format!("{what} ({prefix})"));
+            *next = t.last().unwrap() + 1;
+        }
+    }
+}
+
+/// The images of the last checkpoint, checked against `plan.images` and moved to `cycle<N>/`.
+#[track_caller]
+fn move_images(env: &Env, plan: &Cycles, cycle: usize) -> Vec<PathBuf> {
+    let imgs = images(env.dir.path(), plan.program);
+    assert!(
+        plan.images.contains(&imgs.len()),
+        "{} images, want {:?}: {imgs:?}\n{}",
+        imgs.len(),
+        plan.images,
+        env.diagnostics()
+    );
+    let dir = env.dir.join(format!("cycle{cycle}"));
+    std::fs::create_dir(&dir).unwrap();
+    imgs.iter()
+        .map(|i| {
+            let to = dir.join(i.file_name().unwrap());
+            std::fs::rename(i, &to).unwrap();
+            to
+        })
+        .collect()
 }
 
 /// `dmtcp_restart --join-coordinator -p <port> <image>`, waited until it runs.

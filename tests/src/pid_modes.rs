@@ -6,7 +6,8 @@
 //! dmtcp_tests::both_pid_modes!(body);   // body::namespace, body::virtual_ids
 //! ```
 
-use crate::{Cmd, Env};
+use crate::engine_support::LONG;
+use crate::{Cmd, Env, Spawned};
 
 /// How a restart gives processes their ids back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,20 @@ pub fn launch_in_mode(env: &Env, port: u16, mode: PidMode, program_and_args: &st
             .arg(mode.flag())
             .args(program_and_args.split(' ').filter(|w| !w.is_empty())),
     }
+}
+
+/// [`launch_in_mode`], spawned and waited for until `peers` processes joined the coordinator
+/// (a process tree must be complete before its first checkpoint).
+pub fn launch_tree(
+    env: &Env,
+    port: u16,
+    mode: PidMode,
+    program_and_args: &str,
+    peers: u32,
+) -> Spawned {
+    let run = env.spawn(&launch_in_mode(env, port, mode, program_and_args));
+    env.wait_peers(port, peers, true, LONG);
+    run
 }
 
 /// Two `#[test]`s, `$name::namespace` and `$name::virtual_ids`, running `$body(mode)`;

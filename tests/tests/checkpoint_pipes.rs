@@ -6,34 +6,18 @@
 //! the writer's stdout and the reader's stdin (fds the restart would otherwise take from the
 //! restart command), and all three shells also share a FIFO.
 
+use dmtcp_tests::Env;
 use dmtcp_tests::both_pid_modes;
-use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
-};
-use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
-use dmtcp_tests::{Env, Spawned};
+use dmtcp_tests::engine_support::{Cycles, cycles, numbers};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 
 /// More than a full pipe (64 KiB holds 7281 records) beyond what the child reads before the
 /// second checkpoint, so the parent is still writing at both checkpoints.
 const RECORDS: u64 = 12000;
 
-fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
-    let imgs = images(env.dir.path(), program);
-    assert_eq!(imgs.len(), n, "{imgs:?}");
-    let restart = env
-        .tool("dmtcp_restart")
-        .args(["--join-coordinator", "--coord-port", &port.to_string()])
-        .args(&imgs);
-    env.spawn(&restart)
-}
-
-/// Starts `program args` under `dmtcp_launch` (in a new user and pid namespace for exact ids;
-/// the restart rebuilds the process tree with the same pids) and waits for `peers` processes.
-fn launch_tree(env: &Env, port: u16, mode: PidMode, program: &str, peers: u32) -> Spawned {
-    let cmd = launch_in_mode(env, port, mode, program);
-    let run = env.spawn(&cmd);
-    env.wait_peers(port, peers, true, LONG);
-    run
+/// The last "recv" number of `out`.
+fn last_recv(out: &str) -> u64 {
+    *numbers(out, "recv").last().unwrap()
 }
 
 fn pipe_between_parent_and_child_survives_two_cycles(mode: PidMode) {
@@ -41,42 +25,33 @@ fn pipe_between_parent_and_child_survives_two_cycles(mode: PidMode) {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_pipe");
-    let mut run = launch_tree(
+    // Launched in a new user and pid namespace for exact ids, the restart rebuilds the
+    // process tree with the same pids.
+    let run = launch_tree(
         &env,
         port,
         mode,
         &format!("{} {RECORDS}", prog.display()),
         2,
     );
-    wait_lines(&env, &mut run, "recv", 5);
-    let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
-    assert_consecutive(&t, 1, "before the first checkpoint");
-    let mut next = t.last().unwrap() + 1;
-
-    let mut r = restart_all(&env, port, "ckpt_pipe", 2);
-    wait_lines(&env, &mut r, "recv", 5);
-    let t = numbers(&checkpoint_and_kill(&env, port, r), "recv");
-    assert_consecutive(&t, next, "after the first restart");
-    next = t.last().unwrap() + 1;
+    let plan = Cycles {
+        program: "ckpt_pipe",
+        images: 2..=2,
+        ready: &[("recv", 5)],
+        counters: &["recv"],
+        restarts: 2,
+    };
+    let outs = cycles(&env, port, run, &plan);
     // The parent still held the write end with a full pipe at the second checkpoint.
     assert!(
-        next * 100 + 7300 < RECORDS,
-        "the reader went too fast: {t:?}"
+        (last_recv(&outs[1]) + 1) * 100 + 7300 < RECORDS,
+        "the reader went too fast: {}",
+        outs[1]
     );
-
-    let out = restart_all(&env, port, "ckpt_pipe", 2).wait(LONG * 2);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
-    assert_consecutive(&numbers(&stdout, "recv"), next, "after the second restart");
     assert!(
-        stdout.ends_with(&format!("child done {RECORDS}\ndone\n")),
-        "{stdout}"
+        outs[2].ends_with(&format!("child done {RECORDS}\ndone\n")),
+        "{}",
+        outs[2]
     );
 }
 
@@ -119,35 +94,24 @@ fn shell_pipeline_survives_two_cycles(mode: PidMode) {
     make_usable(&script);
     let prog = format!("bash {} {LINES} {}", script.display(), fifo.display());
     // The launched shell and its two subshells.
-    let mut run = launch_tree(&env, port, mode, &prog, 3);
-    wait_lines(&env, &mut run, "recv", 5);
-    let t = numbers(&checkpoint_and_kill(&env, port, run), "recv");
-    assert_consecutive(&t, 1, "before the first checkpoint");
-    let mut next = t.last().unwrap() + 1;
-
-    let mut r = restart_all(&env, port, "bash", 3);
-    wait_lines(&env, &mut r, "recv", 5);
-    let t = numbers(&checkpoint_and_kill(&env, port, r), "recv");
-    assert_consecutive(&t, next, "after the first restart");
-    next = t.last().unwrap() + 1;
+    let run = launch_tree(&env, port, mode, &prog, 3);
+    let plan = Cycles {
+        program: "bash",
+        images: 3..=3,
+        ready: &[("recv", 5)],
+        counters: &["recv"],
+        restarts: 2,
+    };
+    let outs = cycles(&env, port, run, &plan);
     assert!(
-        next * 100 + 11500 < LINES,
-        "the reader went too fast: {t:?}"
+        (last_recv(&outs[1]) + 1) * 100 + 11500 < LINES,
+        "the reader went too fast: {}",
+        outs[1]
     );
-
-    let out = restart_all(&env, port, "bash", 3).wait(LONG * 2);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
-    let stdout = out.stdout_str();
-    assert_consecutive(&numbers(&stdout, "recv"), next, "after the second restart");
     assert!(
-        stdout.ends_with(&format!("child done {LINES}\nstatus 0\n")),
-        "{stdout}"
+        outs[2].ends_with(&format!("child done {LINES}\nstatus 0\n")),
+        "{}",
+        outs[2]
     );
 }
 
