@@ -101,3 +101,25 @@ fn posix_message_queues_keep_messages_and_stay_shared(mode: PidMode) {
     assert!(out.contains("tick 150\n"), "{out}");
 }
 both_pid_modes!(posix_message_queues_keep_messages_and_stay_shared);
+
+/// SysV semaphore undo adjustments (tests/programs/ipc_semundo.c): two holders keep
+/// adjustments through two restarts (a lock taken, a count added, a blocked `SEM_UNDO` wait,
+/// one cleared by `SETVAL`, none inherited through `fork`), the values stay exact, and when
+/// the holders exit after the last restart the kernel undoes exactly what they held: the
+/// parent then takes the lock without blocking.
+fn sysv_semaphore_undo_survives_two_restarts(mode: PidMode) {
+    let env = Env::new(&format!("ipc_semundo_{}", mode.name()));
+    let prog = build(&env, "ipc_semundo", &[]);
+    let coord = env.coordinator(&[]);
+    let salt = if mode == PidMode::Namespace {
+        0x30
+    } else {
+        0x40
+    };
+    let key = 0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt;
+    let args = format!("{} 100 {key}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
+    let out = family_cycles(&env, coord.port, launch, 3);
+    assert!(out.contains("tick 100\n"), "{out}");
+}
+both_pid_modes!(sysv_semaphore_undo_survives_two_restarts);

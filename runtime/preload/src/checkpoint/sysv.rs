@@ -10,6 +10,8 @@
 //! come back; here, at restart, each process attaches its segments again over the private
 //! copies the restorer made (`SHM_REMAP`), so the memory is shared again.
 
+mod undo;
+
 use dmtcp_image::sysv_ipc::{SysvMessage, SysvMsgQueue, SysvObjects, SysvSem, SysvShm};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +77,93 @@ pub extern "C" fn msgget(key: libc::key_t, flg: libc::c_int) -> libc::c_int {
     id
 }
 
+/// # Safety
+/// Same contract as semop(2).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn semop(
+    id: libc::c_int,
+    sops: *mut libc::sembuf,
+    n: libc::size_t,
+) -> libc::c_int {
+    // SAFETY: semop is semtimedop without a timeout.
+    unsafe { semtimedop(id, sops, n, std::ptr::null()) }
+}
+
+/// Operations with `SEM_UNDO` are tracked (`undo.rs`); the others go straight to the kernel.
+///
+/// # Safety
+/// Same contract as semtimedop(2).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn semtimedop(
+    id: libc::c_int,
+    sops: *mut libc::sembuf,
+    n: libc::size_t,
+    timeout: *const libc::timespec,
+) -> libc::c_int {
+    type Real = unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sembuf,
+        libc::size_t,
+        *const libc::timespec,
+    ) -> libc::c_int;
+    let real: Real = crate::real_fn!("semtimedop");
+    // SAFETY: the caller passes `n` operations at `sops`.
+    let undo = !sops.is_null()
+        && unsafe { std::slice::from_raw_parts(sops, n) }
+            .iter()
+            .any(|o| o.sem_flg & libc::SEM_UNDO as i16 != 0);
+    if !undo {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real(id, sops, n, timeout) };
+    }
+    // The set must be saved with the images for its adjustments to come back.
+    remember(KIND_SEM, id);
+    // SAFETY: as above, with the operations checked non-null.
+    unsafe { undo::tracked(id, sops, n, timeout) }
+}
+
+/// `semctl` is variadic; its fourth argument (`union semun`, one register) is passed along
+/// as an integer, which is how x86-64 and aarch64 pass it. `SETVAL`/`SETALL` clear the undo
+/// adjustments of what they set, as the kernel does.
+///
+/// # Safety
+/// Same contract as semctl(2).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn semctl(
+    id: libc::c_int,
+    num: libc::c_int,
+    cmd: libc::c_int,
+    arg: libc::c_ulong,
+) -> libc::c_int {
+    type Real =
+        unsafe extern "C" fn(libc::c_int, libc::c_int, libc::c_int, libc::c_ulong) -> libc::c_int;
+    let real: Real = crate::real_fn!("semctl");
+    const IPC_64: libc::c_int = 0x100;
+    let clears = match cmd & !IPC_64 {
+        libc::SETVAL => Some(u16::try_from(num).ok()),
+        libc::SETALL | libc::IPC_RMID => Some(None),
+        _ => None,
+    };
+    let Some(which) = clears else {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { real(id, num, cmd, arg) };
+    };
+    // Under the checkpoint lock, so a checkpoint sees the value and the adjustments agree.
+    crate::ckpt_lock::enter();
+    // SAFETY: as above.
+    let r = unsafe { real(id, num, cmd, arg) };
+    let e = std::io::Error::last_os_error();
+    if r != -1 {
+        undo::reset(id, which);
+    }
+    crate::ckpt_lock::leave();
+    if let Some(code) = e.raw_os_error() {
+        // SAFETY: errno is this thread's own variable.
+        unsafe { *libc::__errno_location() = code };
+    }
+    r
+}
+
 /// A segment attached in this process, to attach again at the same address after restart.
 #[derive(Debug, Clone, Copy)]
 struct Attached {
@@ -94,6 +183,10 @@ const PAGE: u64 = 4096;
 /// Describes every SysV object this process knows, while the whole computation is frozen.
 /// Returns the section's bytes, or None when there is nothing to save.
 pub fn capture(maps: &[super::maps::Mapping]) -> Option<Vec<u8>> {
+    undo::capture();
+    for id in undo::set_ids() {
+        remember(KIND_SEM, id);
+    }
     let mut objs = SysvObjects::default();
     let mut attached = Vec::new();
     let mut shm_ids = known(KIND_SHM);
@@ -248,7 +341,8 @@ pub enum SysvError {
 }
 
 /// At restart, before any program thread runs: `dmtcp_restart` recreated the segments with
-/// their ids; map each one again over the private copy at its old address.
+/// their ids; map each one again over the private copy at its old address. Then the
+/// semaphore undo adjustments of this process are recreated (`undo.rs`).
 pub fn reattach() -> Result<(), SysvError> {
     let list = ATTACHED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for a in list {
@@ -262,6 +356,11 @@ pub fn reattach() -> Result<(), SysvError> {
                 err: std::io::Error::last_os_error(),
             });
         }
+    }
+    // The semaphore sets are back with their values: recreate this process's adjustments.
+    // A failure leaves the program running, only without that adjustment (warning).
+    for e in undo::restore() {
+        crate::warn!("{e}");
     }
     Ok(())
 }
