@@ -12,20 +12,16 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
+use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, finished_ok, images,
-    launch_in_pid_namespace, numbers, wait_lines,
+    Cycles, LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, cycles, finished_ok,
+    images, launch_in_pid_namespace, numbers, restart_images, wait_lines,
 };
-use dmtcp_tests::{Env, Spawned};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 
-fn restart_all(env: &Env, port: u16, program: &str, n: usize) -> Spawned {
-    let imgs = images(env.dir.path(), program);
-    assert_eq!(imgs.len(), n, "{imgs:?}");
-    let restart = env
-        .tool("dmtcp_restart")
-        .args(["--join-coordinator", "--coord-port", &port.to_string()])
-        .args(&imgs);
-    env.spawn(&restart)
+/// A program forking one child, launched with exact ids; waits for both processes.
+fn launch_pair(env: &Env, port: u16, program_and_args: &str) -> dmtcp_tests::Spawned {
+    launch_tree(env, port, PidMode::Namespace, program_and_args, 2)
 }
 
 /// The option part of the "ping N ..." lines; all equal.
@@ -44,14 +40,16 @@ fn listener_and_options_survive_two_cycles() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("sock_listen");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} {ROUNDS}", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "ping", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    let t = numbers(&out, "ping");
-    assert_consecutive(&t, 1, "before the first checkpoint");
-    let want = options(&out)[0].clone();
+    let run = launch_pair(&env, port, &format!("{} {ROUNDS}", prog.display()));
+    let plan = Cycles {
+        program: "sock_listen",
+        images: 2..=2,
+        ready: &[("ping", 5)],
+        counters: &["ping"],
+        restarts: 2,
+    };
+    let outs = cycles(&env, port, run, &plan);
+    let want = options(&outs[0])[0].clone();
     assert!(
         want.contains("keepalive=1")
             && want.contains("nodelay=1")
@@ -62,26 +60,13 @@ fn listener_and_options_survive_two_cycles() {
             && want.contains("listening=1"),
         "{want}"
     );
-    let mut next = t.last().unwrap() + 1;
-    for cycle in 1..=2 {
-        let mut r = restart_all(&env, port, "sock_listen", 2);
-        let out = if cycle == 1 {
-            wait_lines(&env, &mut r, "ping", 5);
-            checkpoint_and_kill(&env, port, r)
-        } else {
-            let o = r.wait(LONG * 2);
-            assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
-            assert!(o.stdout_str().ends_with("done\n"), "{}", o.stdout_str());
-            o.stdout_str()
-        };
-        let t = numbers(&out, "ping");
-        assert_consecutive(&t, next, &format!("after restart {cycle}"));
-        next = t.last().unwrap() + 1;
-        for o in options(&out) {
+    for (cycle, out) in outs.iter().enumerate() {
+        for o in options(out) {
             assert_eq!(o, want, "options after restart {cycle}");
         }
     }
-    assert_eq!(next, ROUNDS + 1);
+    assert_eq!(numbers(&outs[2], "ping").last(), Some(&ROUNDS));
+    assert!(outs[2].ends_with("done\n"), "{}", outs[2]);
 }
 
 #[test]
@@ -90,9 +75,7 @@ fn listener_and_options_survive_a_resumed_checkpoint() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("sock_listen");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 150", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
+    let mut run = launch_pair(&env, port, &format!("{} 150", prog.display()));
     wait_lines(&env, &mut run, "ping", 5);
     bcheckpoint(&env, port);
     let stdout = finished_ok(&env, run, LONG * 2);
@@ -147,9 +130,9 @@ fn external_peer_is_untouched_at_resume_and_reset_at_restart() {
     let t = numbers(&out, "pong");
     assert_consecutive(&t, 1, "before the restart");
 
-    let o = restart_all(&env, port, "sock_external", 1).wait(LONG * 2);
-    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
-    let stdout = o.stdout_str();
+    let imgs = images(env.dir.path(), "sock_external");
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let stdout = finished_ok(&env, restart_images(&env, port, &imgs), LONG * 2);
     // A reply already queued at the checkpoint is still read first, then the reset.
     let lost = stdout.lines().position(|l| l.starts_with("lost"));
     assert!(matches!(lost, Some(0 | 1)), "{stdout}");
@@ -174,37 +157,25 @@ fn backlog_connections_survive_two_cycles() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("sock_backlog");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 60", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    assert!(out.contains("child sent\n"), "{out}");
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, 1, "ticks");
-    let mut next = t.last().unwrap() + 1;
-    let mut r = restart_all(&env, port, "sock_backlog", 2);
-    wait_lines(&env, &mut r, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, r);
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, next, "ticks after the first restart");
-    next = t.last().unwrap() + 1;
+    let run = launch_pair(&env, port, &format!("{} 60", prog.display()));
+    let plan = Cycles {
+        program: "sock_backlog",
+        images: 2..=2,
+        ready: &[("tick", 5)],
+        counters: &["tick"],
+        restarts: 2,
+    };
+    let outs = cycles(&env, port, run, &plan);
+    assert!(outs[0].contains("child sent\n"), "{}", outs[0]);
     assert!(
-        next < 55,
-        "the listener accepted before the second checkpoint: {out}"
-    );
-    let o = restart_all(&env, port, "sock_backlog", 2).wait(LONG * 2);
-    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
-    let stdout = o.stdout_str();
-    assert_consecutive(
-        &numbers(&stdout, "tick"),
-        next,
-        "ticks after the second restart",
+        numbers(&outs[1], "tick").last().unwrap() + 1 < 55,
+        "the listener accepted before the second checkpoint: {}",
+        outs[1]
     );
     for c in 0..3 {
-        assert!(stdout.contains(&format!("child ok {c}\n")), "{stdout}");
+        assert!(outs[2].contains(&format!("child ok {c}\n")), "{}", outs[2]);
     }
-    assert!(stdout.ends_with("done\n"), "{stdout}");
+    assert!(outs[2].ends_with("done\n"), "{}", outs[2]);
 }
 
 #[test]
@@ -213,9 +184,7 @@ fn backlog_connections_survive_a_resumed_checkpoint() {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("sock_backlog");
-    let cmd = launch_in_pid_namespace(&env, port, &format!("{} 30", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
+    let mut run = launch_pair(&env, port, &format!("{} 30", prog.display()));
     wait_lines(&env, &mut run, "tick", 5);
     bcheckpoint(&env, port);
     let stdout = finished_ok(&env, run, LONG * 2);
@@ -238,23 +207,17 @@ fn orphan_bytes_survive_two_cycles(mode: &str) {
     let cmd = launch_in_pid_namespace(&env, port, &format!("{} {mode} 40", prog.display()));
     let mut run = env.spawn(&cmd);
     wait_lines(&env, &mut run, "tick", 5);
+    // The child has exited: one process is checkpointed.
     env.wait_peers(port, 1, true, LONG);
-    let t = numbers(&checkpoint_and_kill(&env, port, run), "tick");
-    let mut next = t.last().unwrap() + 1;
-    let mut r = restart_all(&env, port, "sock_orphan", 1);
-    wait_lines(&env, &mut r, "tick", 5);
-    let t = numbers(&checkpoint_and_kill(&env, port, r), "tick");
-    assert_consecutive(&t, next, "ticks after the first restart");
-    next = t.last().unwrap() + 1;
-    let o = restart_all(&env, port, "sock_orphan", 1).wait(LONG * 2);
-    assert_eq!(o.code(), Some(0), "{}\n{}", o.describe(), env.diagnostics());
-    let stdout = o.stdout_str();
-    assert_consecutive(
-        &numbers(&stdout, "tick"),
-        next,
-        "ticks after the second restart",
-    );
-    assert!(stdout.ends_with("got 500\ndone\n"), "{stdout}");
+    let plan = Cycles {
+        program: "sock_orphan",
+        images: 1..=1,
+        ready: &[("tick", 5)],
+        counters: &["tick"],
+        restarts: 2,
+    };
+    let outs = cycles(&env, port, run, &plan);
+    assert!(outs[2].ends_with("got 500\ndone\n"), "{}", outs[2]);
 }
 
 #[test]
