@@ -45,6 +45,25 @@ pub fn thread_count() -> u32 {
     threads::slots().iter().filter(|r| r.frozen).count() as u32
 }
 
+/// Blocks every signal, glibc's SIGCANCEL (32) and SIGSETXID (33) included, in the restart
+/// entry and so in every thread it recreates, until each thread's `rt_sigreturn` puts its own
+/// saved mask back. `dmtcp_restart` blocks with glibc's `sigprocmask`, which leaves 32 and 33
+/// open: a `SIGEV_THREAD` timer (signal 32 to our helper thread, recreated before the timers
+/// are armed again) that fired before the release killed the process or was lost.
+fn block_every_signal() {
+    let all: u64 = !0;
+    // SAFETY: sets this thread's mask from a local kernel sigset.
+    unsafe {
+        sys::syscall4(
+            sys::SYS_RT_SIGPROCMASK,
+            libc::SIG_SETMASK as usize,
+            &all as *const u64 as usize,
+            0,
+            8,
+        )
+    };
+}
+
 fn die(what: &[u8], err: isize) -> ! {
     let mut l = LineBuf::new();
     l.push(b"dmtcp_restart: ")
@@ -100,6 +119,7 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
     };
     // SAFETY: no other thread exists yet.
     unsafe { *DATA.0.get() = Some(data) };
+    block_every_signal();
     RESTARTED.store(true, Ordering::Release);
     UP.store(0, Ordering::Release);
     LEADER_ON_HOLE.store(main.is_none() as u32, Ordering::Release);
@@ -262,6 +282,7 @@ extern "C" fn resume_thread(idx: u64) -> ! {
     if !r.is_ckpt && crate::plugin::has_plugins() {
         crate::plugin::dispatch_thread_resume();
     }
+    super::pending_info::requeue_thread(idx as usize, true);
     if r.is_main {
         super::pending_info::requeue(true);
     }

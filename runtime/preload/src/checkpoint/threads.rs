@@ -149,7 +149,7 @@ fn record_self(r: &mut ThreadRecord, uc: u64) {
 }
 
 /// The checkpoint signal's handler (installed with every signal blocked while it runs).
-pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+pub extern "C" fn on_signal(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let errno = errno_ptr();
     // SAFETY: our own errno.
     let saved_errno = unsafe { *errno };
@@ -182,6 +182,8 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
         unsafe { *errno = saved_errno };
         return;
     }
+    // Our private pending signals, with their senders, before we report frozen.
+    super::pending_info::take_thread_pending(idx, sig);
     let g = RELEASE.load(Ordering::Acquire);
     r.release_gen = g;
     r.frozen = true;
@@ -190,6 +192,7 @@ pub extern "C" fn on_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut lib
     while RELEASE.load(Ordering::Acquire) == g {
         sys::futex_wait(&RELEASE, g);
     }
+    super::pending_info::requeue_thread(idx, false);
     if r.is_main {
         super::pending_info::requeue(false);
     }
@@ -281,6 +284,7 @@ pub fn freeze_all(sig: i32, timeout_s: u64) -> Result<usize, FreezeError> {
     let me = sys::gettid();
     let pid = sys::getpid();
     FREEZING.store(true, Ordering::Release);
+    super::pending_info::begin_freeze();
     COUNT.store(0, Ordering::Release);
     FROZEN.store(0, Ordering::Release);
     CKPT_TID.store(me, Ordering::Release);
