@@ -5,18 +5,13 @@
  * byte and answers with the same length of bytes that depend on s + 1000000 and their word
  * sum; the client checks both. Each side appends "s SUM HOST" per request to OUT (HOST: where
  * it runs now); damage is a "CORRUPT ..." line and exit 3. */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/utsname.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "testlib.h"
 
 #define MAX (1u << 20)
 
@@ -24,45 +19,15 @@ struct head {
     uint64_t seq, len, sum;
 };
 
-static int out_fd;
-
-static void say(const char *fmt, unsigned long long a, unsigned long long b) {
-    char line[256];
-    struct utsname u;
-    uname(&u);
-    int len = snprintf(line, sizeof line, fmt, a, b, u.nodename);
-    if (write(out_fd, line, (size_t)len) != len) exit(4);
-}
-
 static void fill(unsigned char *b, size_t n, uint64_t s) {
-    uint64_t x = s * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b[i] = (unsigned char)(x >> 24);
-    }
+    uint64_t x = xorshift_seed(s);
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(xorshift_next(&x) >> 24);
 }
 
 static uint64_t sum(const unsigned char *b, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
     return h;
-}
-
-static void full(int fd, void *buf, size_t n, int sending) {
-    char *p = buf;
-    while (n > 0) {
-        ssize_t k = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            say(sending ? "FAIL send: %llu %llu %s\n" : "FAIL recv: %llu %llu %s\n",
-                (unsigned long long)errno, (unsigned long long)n);
-            exit(5);
-        }
-        p += k;
-        n -= (size_t)k;
-    }
 }
 
 static void check(const unsigned char *got, unsigned char *want, size_t n, uint64_t s) {
@@ -81,8 +46,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: mh_pair server PORT OUT | mh_pair client ADDR PORT OUT\n");
         return 2;
     }
-    out_fd = open(argv[argc - 1], O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (out_fd < 0) {
+    log_fd = open(argv[argc - 1], O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd < 0) {
         perror(argv[argc - 1]);
         return 2;
     }
@@ -117,16 +82,7 @@ int main(int argc, char **argv) {
     }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[3]))};
     inet_pton(AF_INET, argv[2], &a.sin_addr);
-    fd = -1;
-    for (int tries = 0; tries < 1000 && fd < 0; tries++) {
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-            close(fd);
-            fd = -1;
-            struct timespec ts = {0, 20000000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    fd = connect_retry(&a, 1000);
     if (fd < 0) {
         perror("connect");
         return 2;

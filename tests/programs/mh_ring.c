@@ -5,57 +5,21 @@
  * receiver checks every byte ("CORRUPT ..." and exit 3 otherwise), appends "r v HOST" to OUT
  * (HOST: where it runs now) and sends round r+1 with v' = v * 6364136223846793005 + r + K,
  * wrapping, so the values prove that no hop was lost, repeated or reordered. */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/utsname.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "testlib.h"
 
 struct token {
     uint64_t round, value, len;
 };
 
-static int out_fd;
-
-static void say(const char *fmt, unsigned long long a, unsigned long long b) {
-    char line[256];
-    struct utsname u;
-    uname(&u);
-    int len = snprintf(line, sizeof line, fmt, a, b, u.nodename);
-    if (write(out_fd, line, (size_t)len) != len) exit(4);
-}
-
 /* Bytes of round r: xorshift64 from a seed that depends on r. */
 static void fill(uint64_t *w, size_t words, uint64_t r) {
-    uint64_t x = r * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < words; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        w[i] = x;
-    }
-}
-
-static void full(int fd, void *buf, size_t n, int sending) {
-    char *p = buf;
-    while (n > 0) {
-        ssize_t k = sending ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            say(sending ? "FAIL send: %llu %llu %s\n" : "FAIL recv: %llu %llu %s\n",
-                (unsigned long long)errno, (unsigned long long)n);
-            exit(5);
-        }
-        p += k;
-        n -= (size_t)k;
-    }
+    uint64_t x = xorshift_seed(r);
+    for (size_t i = 0; i < words; i++) w[i] = xorshift_next(&x);
 }
 
 int main(int argc, char **argv) {
@@ -66,8 +30,8 @@ int main(int argc, char **argv) {
     int k = atoi(argv[1]), n = atoi(argv[2]), port = atoi(argv[3]);
     size_t bytes = argc > 6 ? (size_t)atol(argv[6]) : (1u << 20);
     size_t words = bytes / 8;
-    out_fd = open(argv[5], O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (out_fd < 0) {
+    log_fd = open(argv[5], O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd < 0) {
         perror(argv[5]);
         return 2;
     }
@@ -82,15 +46,7 @@ int main(int argc, char **argv) {
     }
     struct sockaddr_in next = {.sin_family = AF_INET, .sin_port = htons(port + (k + 1) % n)};
     inet_pton(AF_INET, argv[4], &next.sin_addr);
-    int out = -1;
-    for (int tries = 0; tries < 1000; tries++) {
-        out = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(out, (struct sockaddr *)&next, sizeof next) == 0) break;
-        close(out);
-        out = -1;
-        struct timespec ts = {0, 20000000};
-        nanosleep(&ts, NULL);
-    }
+    int out = connect_retry(&next, 1000);
     if (out < 0) {
         perror("connect");
         return 2;

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
+
 #define CONNS 3
 #define RECS 200 /* records of 10 bytes: "%03d:%05d\n" */
 
@@ -40,13 +42,9 @@ static int read_full(int fd, char *buf, size_t n) {
 int main(int argc, char **argv) {
     long ticks = argc > 1 ? atol(argv[1]) : 40;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 8) || getsockname(l, (struct sockaddr *)&a, &al)) {
+    int l = listen_loopback(&a, 8);
+    if (l < 0) {
         perror("listen");
         return 2;
     }
@@ -54,11 +52,9 @@ int main(int argc, char **argv) {
     if (pid == 0) {
         close(l);
         int fds[CONNS];
-        for (int c = 0; c < CONNS; c++) {
-            fds[c] = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(fds[c], (struct sockaddr *)&a, sizeof a)) { printf("FAIL child: connect: %s\n", strerror(errno)); return 3; }
+        if (connect_n(&a, fds, CONNS)) { printf("FAIL child: connect: %s\n", strerror(errno)); return 3; }
+        for (int c = 0; c < CONNS; c++)
             for (int i = 0; i < RECS; i++) dprintf(fds[c], "%03d:%05d\n", c, i);
-        }
         printf("child sent\n");
         for (int c = 0; c < CONNS; c++) {
             char buf[16] = {0};
