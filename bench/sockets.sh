@@ -12,6 +12,7 @@
 # The socket layer's own phases come from its debug log (DMTCP_LOG=debug): drain at
 # checkpoint, echo at resume, reconnect and refill at restart.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 
 conns=500
 bytes=4096
@@ -23,49 +24,16 @@ while [ $# -gt 0 ]; do
     --bytes) bytes=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -h|--help) bench_help; exit 0 ;;
     *) echo "sockets.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BENCH_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release}
-die() { echo "sockets.sh: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-now_ns() { date +%s%N; }
-ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) / 1e6 }'; }
-
-if [ "$build" = 1 ]; then
-  log "building the tools (cargo build --release)"
-  (cd "$repo" && cargo build --release -q -p dmtcp-cli -p dmtcp-preload -p dmtcp-restorer) ||
-    die "the build failed"
-fi
-for t in dmtcp_launch dmtcp_restart dmtcp_command dmtcp_coordinator libdmtcp.so; do
-  [ -e "$bin/$t" ] || die "$bin/$t is missing (build first, or set BENCH_BIN)"
-done
-command -v cc >/dev/null || die "cc is needed for the benchmark program"
-
-work=$(mktemp -d /tmp/dmtcp-bench-sockets.XXXXXX) || die "cannot create a work directory"
-pids=()
-ports=()
-cleanup() {
-  for p in "${ports[@]}"; do "$bin/dmtcp_command" -p "$p" --quit >/dev/null 2>&1; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ "$keep" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-cc -O2 -o "$work/sock_many" "$repo/bench/programs/sock_many.c" || die "cannot build sock_many"
+bench_tools
+bench_workdir dmtcp-bench-sockets
+bench_cc sock_many bench/programs/sock_many.c
 ulimit -n 4096 2>/dev/null
 
-wait_line() { # FILE REGEX [SECONDS] -> the last matching line
-  local i
-  for ((i = 0; i < ${3:-120} * 20; i++)); do
-    if [ -f "$1" ] && grep -Eq "$2" "$1"; then grep -E "$2" "$1" | tail -n 1; return 0; fi
-    sleep 0.05
-  done
-  return 1
-}
 count() { grep -Ec "$2" "$1" 2>/dev/null || true; }
 # The milliseconds of the debug lines "sockets: ..." matching REGEX, summed field FIELD
 # ("drained ... in X ms" -> the number before the first "ms").
@@ -81,15 +49,10 @@ phase_ms2() { # reconnect, refill of the restart line
 run() {
   local n=$1 d=$work/n$1 t0 t1 rpid
   mkdir -p "$d"
-  "$bin/dmtcp_coordinator" -p 0 --port-file "$d/port" --listen-host 127.0.0.1 -q \
-    --stale-timeout 600 >"$d/coord.log" 2>&1 &
-  pids+=("$!")
-  wait_line "$d/port" '^[0-9]+' 20 >/dev/null || die "the coordinator did not start"
-  local port
-  port=$(cat "$d/port"); ports+=("$port")
+  bench_coordinator "$d" --listen-host 127.0.0.1 -q --stale-timeout 600
   (cd "$d" && DMTCP_LOG=debug exec "$bin/dmtcp_launch" -j -p "$port" --ckptdir "$d" \
     "$work/sock_many" "$n" "$bytes" >out 2>err) &
-  pids+=("$!")
+  bench_pids+=("$!")
   wait_line "$d/out" '^ready' 60 >/dev/null && wait_line "$d/out" '^child ready' 60 >/dev/null ||
     die "n=$n: the program did not start: $(tail -n 3 "$d/err")"
   t0=$(now_ns)
@@ -108,7 +71,7 @@ run() {
   # shellcheck disable=SC2086
   (cd "$d" && DMTCP_LOG=debug exec "$bin/dmtcp_restart" -j -p "$port" $imgs >rout 2>rerr) &
   rpid=$!
-  pids+=("$rpid")
+  bench_pids+=("$rpid")
   local i
   for ((i = 0; i < 1200; i++)); do
     [ "$(count "$d/rerr" 'reconnected in')" -ge 2 ] && break

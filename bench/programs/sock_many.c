@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h" /* tests/programs/testlib.h: cc -I tests/programs */
+
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -65,23 +67,16 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     int *fds = calloc((size_t)n + 1, sizeof(int));
     double t0 = now_ms();
-    int l = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4096) || getsockname(l, (struct sockaddr *)&a, &al)) {
+    int l = listen_loopback(&a, 4096);
+    if (l < 0) {
         perror("listen");
         return 2;
     }
     pid_t pid = fork();
     if (pid == 0) {
         close(l);
-        for (int c = 0; c < n; c++) {
-            fds[c] = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(fds[c], (struct sockaddr *)&a, sizeof a)) { printf("FAIL child: connect: %s\n", strerror(errno)); return 3; }
-        }
+        if (connect_n(&a, fds, n)) { printf("FAIL child: connect: %s\n", strerror(errno)); return 3; }
         return open_only ? 0 : exchange(fds, n, bytes, "child");
     }
     for (int c = 0; c < n; c++) {
