@@ -136,10 +136,27 @@ pub unsafe extern "C" fn tcgetpgrp(fd: c_int) -> pid_t {
     to_virtual(unsafe { f(fd) })
 }
 
+/// Group 0 in `tcsetpgrp`: what `tcgetpgrp` and `getpgrp` read, inside a pid namespace, for a
+/// group outside it (the shell, `dmtcp_launch` or `dmtcp_restart` whose session owns the
+/// terminal). An interactive shell saves it when it starts job control and gives the terminal
+/// back to it when it exits (dash then fails with "Cannot set tty process group" and exits 2).
+/// No call from inside the namespace can name that group, and it takes the terminal back itself
+/// once its child ends, so the hand-back is left to it and reported done. Only when `fd` is our
+/// controlling terminal and its session leader is outside our pid namespace (reads as 0).
+fn session_outside_pid_namespace(fd: c_int) -> bool {
+    let mut sid: pid_t = -1;
+    // SAFETY: TIOCGSID writes one pid_t; it fails unless `fd` is our controlling terminal.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGSID, &mut sid) };
+    r == 0 && sid == 0
+}
+
 /// # Safety
 /// As `tcsetpgrp(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tcsetpgrp(fd: c_int, pgrp: pid_t) -> c_int {
+    if pgrp == 0 && session_outside_pid_namespace(fd) {
+        return 0;
+    }
     let f: unsafe extern "C" fn(c_int, pid_t) -> c_int = real!(tcsetpgrp);
     // SAFETY: forwarding.
     unsafe { f(fd, to_real(pgrp)) }
