@@ -77,15 +77,9 @@ pub fn images(dir: &Path, program: &str) -> Vec<PathBuf> {
 }
 
 /// `dmtcp_command --kcheckpoint`, then waits for the program to be killed; returns its output.
+#[track_caller]
 pub fn checkpoint_and_kill(env: &Env, port: u16, prog: Spawned) -> String {
-    let out = env.command(["--coord-port", &port.to_string(), "--kcheckpoint"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "checkpoint failed: {}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
+    command_ok(env, port, "--kcheckpoint");
     prog.wait(LONG).stdout_str()
 }
 
@@ -93,7 +87,13 @@ pub fn checkpoint_and_kill(env: &Env, port: u16, prog: Spawned) -> String {
 /// diagnostics if it does not succeed.
 #[track_caller]
 pub fn bcheckpoint(env: &Env, port: u16) {
-    let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
+    command_ok(env, port, "--bcheckpoint");
+}
+
+/// A checkpoint command that must succeed.
+#[track_caller]
+fn command_ok(env: &Env, port: u16, flag: &str) {
+    let out = env.command(["--coord-port", &port.to_string(), flag]);
     assert_eq!(
         out.code(),
         Some(0),
@@ -225,19 +225,23 @@ pub fn restart(env: &Env, port: u16, image: &Path) -> Spawned {
 /// user+pid namespace with `DMTCP_PID_NAMESPACE=1`; sh stays pid 1 there, so the program gets
 /// an ordinary pid.
 pub fn launch_in_pid_namespace(env: &Env, port: u16, program_and_args: &str) -> Cmd {
+    env.cmd("unshare")
+        .args(pid_namespace_args(env, port, program_and_args))
+}
+
+/// The arguments of `unshare` for [`launch_in_pid_namespace`] (e.g. for a program on a pty).
+pub fn pid_namespace_args(env: &Env, port: u16, program_and_args: &str) -> Vec<String> {
     let script = format!(
         "DMTCP_PID_NAMESPACE=1 {} --join-coordinator --coord-port {port} {program_and_args}; true",
         env.tools.path("dmtcp_launch").display(),
     );
-    env.cmd("unshare")
-        .args([
-            "--user",
-            "--pid",
-            "--fork",
-            "--map-current-user",
-            "--mount-proc",
-            "sh",
-            "-c",
-        ])
-        .arg(&script)
+    let opts = [
+        "--user",
+        "--pid",
+        "--fork",
+        "--map-current-user",
+        "--mount-proc",
+    ];
+    let sh = ["sh", "-c", &script];
+    opts.iter().chain(&sh).map(|s| s.to_string()).collect()
 }
