@@ -9,7 +9,7 @@ use dmtcp_tests::Env;
 use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::coverage_support::build;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, numbers, wait_lines,
+    LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, numbers, wait_lines,
 };
 use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::process::Cmd;
@@ -18,8 +18,24 @@ use dmtcp_tests::process::Cmd;
 /// "tick N" lines, checkpoints with --kcheckpoint and restarts the newest generation. Returns
 /// the stdout of the last run, which must end with "done" and continue the ticks by one.
 pub fn family_cycles(env: &Env, port: u16, launch: Cmd, peers: u32) -> String {
+    resumed_then_family_cycles(env, port, launch, peers, 0)
+}
+
+/// [`family_cycles`] after `resumes` checkpoints the computation survives in place (each
+/// after 5 more ticks).
+pub fn resumed_then_family_cycles(
+    env: &Env,
+    port: u16,
+    launch: Cmd,
+    peers: u32,
+    resumes: usize,
+) -> String {
     let mut run = env.spawn(&launch);
     env.wait_peers(port, peers, true, LONG);
+    for _ in 0..resumes {
+        wait_lines(env, &mut run, "tick", 5);
+        bcheckpoint(env, port);
+    }
     let mut next = 1;
     for cycle in 0..2 {
         wait_lines(env, &mut run, "tick", 5);
@@ -123,3 +139,21 @@ fn sysv_semaphore_undo_survives_two_restarts(mode: PidMode) {
     assert!(out.contains("tick 100\n"), "{out}");
 }
 both_pid_modes!(sysv_semaphore_undo_survives_two_restarts);
+
+/// `mq_notify` registrations (tests/programs/ipc_mqnotify.c): `SIGEV_SIGNAL` and
+/// `SIGEV_THREAD` registrations made before a checkpoint fire after the restart with their
+/// values (and `SI_MESGQ`), round after round over two checkpoints the program survives in
+/// place and two restarts; a registration on a queue that is never empty never fires (the
+/// checkpoint's drain and refill must not trigger it) and still fires at the end once the
+/// queue was emptied.
+fn mq_notify_registrations_survive_two_restarts(mode: PidMode) {
+    let env = Env::new(&format!("ipc_mqnotify_{}", mode.name()));
+    let prog = build(&env, "ipc_mqnotify", &[]);
+    let coord = env.coordinator(&[]);
+    let suffix = format!("{}_{}", std::process::id(), mode.name());
+    let args = format!("{} 150 {suffix}", prog.display());
+    let launch = launch_in_mode(&env, coord.port, mode, &args);
+    let out = resumed_then_family_cycles(&env, coord.port, launch, 2, 2);
+    assert!(out.contains("tick 150\n"), "{out}");
+}
+both_pid_modes!(mq_notify_registrations_survive_two_restarts);

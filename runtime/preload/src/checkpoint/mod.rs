@@ -382,6 +382,8 @@ enum Outcome {
 /// Captures the frozen process and writes its image (through our own signal frame).
 fn frozen_window(order: &CheckpointOrder, sig: i32) -> Result<Outcome, CkptError> {
     process::capture();
+    // Before the fd election's barrier: an mq_notify owner takes its queue's election.
+    posix_mq::claim_notified(order.generation);
     fds::capture(order.generation).map_err(|e| CkptError::Fds(e.to_string()))?;
     // Pending signals only after the fd election's barrier: by then every process is frozen,
     // so a signal a peer sent just before it froze is already queued here (read earlier, it

@@ -9,9 +9,11 @@
 //! Restart: the leader recreates the queue under its name (removing a stale one first) with the
 //! same attributes and messages before the restart barrier; after the barrier the others open
 //! it by name. Each descriptor comes back at its number with its access mode, O_NONBLOCK and
-//! close-on-exec flag. A registration with `mq_notify` is not restored.
+//! close-on-exec flag. `mq_notify` registrations: `notify.rs`.
 //!
 //! The state lives in a static of this library, saved with the memory.
+
+mod notify;
 
 use crate::session;
 use dmtcp_protocol::KvOp;
@@ -89,6 +91,12 @@ fn io_err(name: &str, what: &'static str) -> MqError {
     }
 }
 
+/// Checkpoint, program frozen, BEFORE the fd election barrier: the owner of a `mq_notify`
+/// registration takes its queue's election (see `notify.rs`). Never fails.
+pub fn claim_notified(generation: u32) {
+    notify::claim(generation);
+}
+
 /// Saves every queue the process has open (program frozen, after the fd election barrier).
 pub fn capture(generation: u32) -> Result<(), MqError> {
     let mut queues: Vec<Queue> = Vec::new();
@@ -117,9 +125,11 @@ pub fn capture(generation: u32) -> Result<(), MqError> {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let key = format!("mq:{generation}:{}", st.st_ino);
-        let first = session::kv("dmtcp:ipc", key.as_bytes(), KvOp::IncrBy(1))?
-            .and_then(|v| String::from_utf8(v).ok())
-            .is_some_and(|v| v == "1");
+        // The owner of a notification took the election before the fd barrier.
+        let first = notify::claimed(generation, st.st_ino)
+            || session::kv("dmtcp:ipc", key.as_bytes(), KvOp::IncrBy(1))?
+                .and_then(|v| String::from_utf8(v).ok())
+                .is_some_and(|v| v == "1");
         let mut q = Queue {
             name,
             ino: st.st_ino,
@@ -138,7 +148,11 @@ pub fn capture(generation: u32) -> Result<(), MqError> {
         q.maxmsg = attr.mq_maxmsg;
         q.msgsize = attr.mq_msgsize;
         if first {
-            q.messages = drain_and_refill(fd, &q.name, attr.mq_msgsize as usize)?;
+            // Our own registration, if any, must not fire on the refill.
+            notify::suspend(st.st_ino);
+            let drained = drain_and_refill(fd, &q.name, attr.mq_msgsize as usize);
+            notify::resume(st.st_ino);
+            q.messages = drained?;
         }
         queues.push(q);
     }
@@ -217,6 +231,7 @@ fn place(q: &Queue, d: &Desc) -> Result<(), MqError> {
 /// Restart, before the barrier: the leader of each queue recreates it with its messages and
 /// every description of it in this process.
 pub fn restore_leading() -> Result<(), MqError> {
+    notify::restore_helper();
     let saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
     for q in saved.queues.iter().filter(|q| q.leader) {
         let n = cname(&q.name);
@@ -251,6 +266,8 @@ pub fn restore_leading() -> Result<(), MqError> {
         for d in saved.descs.iter().filter(|d| d.ino == q.ino) {
             place(q, d)?;
         }
+        // The owner of a registration is its queue's leader: before anyone can send.
+        notify::restore(q.ino);
     }
     Ok(())
 }
@@ -263,6 +280,8 @@ pub fn restore_following() -> Result<(), MqError> {
         for d in saved.descs.iter().filter(|d| d.ino == q.ino) {
             place(q, d)?;
         }
+        // Only when the owner lost the election (warned at checkpoint).
+        notify::restore(q.ino);
     }
     Ok(())
 }
