@@ -52,6 +52,24 @@ fn check(code: i64) -> Result<i64, Error> {
     }
 }
 
+/// A variable-length value from a service that fills `buf` and returns the value's full
+/// length (or a negative error code): called again with a buffer that large when it did not
+/// fit. `None` when the service says not found.
+fn read_growing(mut fill: impl FnMut(&mut [u8]) -> ssize_t) -> Result<Option<Vec<u8>>, Error> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match check(fill(&mut buf) as i64) {
+            Ok(n) if n as usize <= buf.len() => {
+                buf.truncate(n as usize);
+                return Ok(Some(buf));
+            }
+            Ok(n) => buf.resize(n as usize, 0),
+            Err(Error::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Log levels of [`log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -183,10 +201,9 @@ pub mod kvdb {
     pub fn get(db: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let t = services()?;
         let db = cstr(db)?;
-        let mut buf = vec![0u8; 256];
-        loop {
+        read_growing(|buf| {
             // SAFETY: `buf` is writable for its length.
-            let n = unsafe {
+            unsafe {
                 (t.kvdb_get)(
                     db.as_ptr(),
                     key.as_ptr().cast(),
@@ -194,17 +211,8 @@ pub mod kvdb {
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                 )
-            } as i64;
-            match check(n) {
-                Ok(n) if n as usize <= buf.len() => {
-                    buf.truncate(n as usize);
-                    return Ok(Some(buf));
-                }
-                Ok(n) => buf.resize(n as usize, 0),
-                Err(Error::NotFound) => return Ok(None),
-                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     fn numeric(pick: fn(&Table) -> NumFn, db: &str, key: &[u8], v: i64) -> Result<i64, Error> {
@@ -251,21 +259,10 @@ pub mod section {
     pub fn load(name: &str) -> Result<Option<Vec<u8>>, Error> {
         let t = services()?;
         let name = cstr(name)?;
-        let mut buf = vec![0u8; 256];
-        loop {
-            // SAFETY: `buf` is writable for its length.
-            let n = unsafe { (t.plugin_load)(name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
-                as i64;
-            match check(n) {
-                Ok(n) if n as usize <= buf.len() => {
-                    buf.truncate(n as usize);
-                    return Ok(Some(buf));
-                }
-                Ok(n) => buf.resize(n as usize, 0),
-                Err(Error::NotFound) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
+        // SAFETY: `buf` is writable for its length.
+        read_growing(|buf| unsafe {
+            (t.plugin_load)(name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        })
     }
 }
 
@@ -339,5 +336,41 @@ pub fn log(level: Level, msg: &str) {
         // SAFETY: a valid C string.
         Some(t) => unsafe { (t.log)(level as c_int, line.as_ptr()) },
         None => eprintln!("{msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service holding `value`: copies what fits, returns the full length.
+    fn serve(value: &[u8], buf: &mut [u8]) -> ssize_t {
+        let n = value.len().min(buf.len());
+        buf[..n].copy_from_slice(&value[..n]);
+        value.len() as ssize_t
+    }
+
+    #[test]
+    fn read_growing_retries_with_the_full_length() {
+        let value: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut calls = Vec::new();
+        let got = read_growing(|buf| {
+            calls.push(buf.len());
+            serve(&value, buf)
+        });
+        assert_eq!(got, Ok(Some(value)));
+        assert_eq!(calls, [256, 1000]);
+        assert_eq!(
+            read_growing(|buf| serve(b"abc", buf)),
+            Ok(Some(b"abc".to_vec()))
+        );
+        assert_eq!(read_growing(|buf| serve(b"", buf)), Ok(Some(Vec::new())));
+    }
+
+    #[test]
+    fn read_growing_maps_not_found_and_errors() {
+        assert_eq!(read_growing(|_| -4), Ok(None));
+        assert_eq!(read_growing(|_| -3), Err(Error::Coordinator));
+        assert_eq!(read_growing(|_| -99), Err(Error::Other(-99)));
     }
 }
