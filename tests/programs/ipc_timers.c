@@ -8,7 +8,9 @@
  * - timer D: SIGEV_NONE, one-shot, 1000 s: never fires; its remaining time must stay above
  *   900 s and below 1000 s (a restart keeps the time it had left);
  * - with argv[2] = "thread", timer E: SIGEV_THREAD (a function called with sival_int 0xE),
- *   periodic 15 ms.
+ *   periodic 15 ms; and every 25 ticks a one-shot SIGEV_THREAD timer F is created, must call
+ *   its function within 2 s and is deleted (a timer created after a restart reaches the
+ *   runtime's helper thread under its new real tid).
  * Every tick (paced by nanosleep 20 ms) checks with timer_gettime on the held timer_t values
  * that A and C keep their intervals and that both keep firing (their counts grow over every
  * 10 ticks), and that the handler saw only the right values. Prints "tick N", "done". */
@@ -28,6 +30,13 @@ static volatile long fired_a, fired_c, fired_e, bad_value;
 static void on_thread_timer(union sigval v) {
     if (v.sival_int != 0xE) bad_value = v.sival_int;
     __atomic_add_fetch(&fired_e, 1, __ATOMIC_SEQ_CST);
+}
+
+static volatile long fired_f;
+
+static void on_oneshot(union sigval v) {
+    if (v.sival_int != 0xF) bad_value = v.sival_int;
+    __atomic_add_fetch(&fired_f, 1, __ATOMIC_SEQ_CST);
 }
 
 static void on_timer(int sig, siginfo_t *si, void *ctx) {
@@ -137,6 +146,21 @@ int main(int argc, char **argv) {
         if (timer_gettime(b, &cur) == 0) FAIL("the deleted timer B exists again");
         if (with_e && timer_gettime(e, &cur) != 0) FAIL("timer_gettime E: %s", strerror(errno));
         if (with_e && cur.it_interval.tv_nsec != 15 * 1000 * 1000) FAIL("E interval %ld", cur.it_interval.tv_nsec);
+        if (with_e && n % 25 == 0) {
+            timer_t f;
+            struct sigevent fe;
+            memset(&fe, 0, sizeof fe);
+            fe.sigev_notify = SIGEV_THREAD;
+            fe.sigev_notify_function = on_oneshot;
+            fe.sigev_value.sival_int = 0xF;
+            long before = fired_f;
+            if (timer_create(CLOCK_MONOTONIC, &fe, &f) != 0) FAIL("timer_create F: %s", strerror(errno));
+            struct itimerspec fi = {{0, 0}, {0, 1000 * 1000}};
+            if (timer_settime(f, 0, &fi, NULL) != 0) FAIL("timer_settime F: %s", strerror(errno));
+            for (int w = 0; w < 1000 && fired_f == before; w++) nap(2);
+            if (fired_f == before) FAIL("the one-shot SIGEV_THREAD timer never called its function");
+            timer_delete(f);
+        }
         if (bad_value) FAIL("a timer signal carried %#lx", bad_value);
         if (n % 10 == 0) {
             if (fired_a <= last_a || fired_c <= last_c || (with_e && fired_e <= last_e)) {

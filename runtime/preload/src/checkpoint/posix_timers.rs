@@ -299,7 +299,8 @@ static THREAD_TIMERS: [ThreadTimer; 64] = [const {
         value: AtomicUsize::new(0),
     }
 }; 64];
-/// The helper's real tid, and the pid of the process it belongs to (a forked child has none).
+/// The helper's tid as the program sees it (virtual where ids are: the real one changes at a
+/// restart), and the pid of the process it belongs to (a forked child has none).
 static HELPER_TID: AtomicI32 = AtomicI32::new(0);
 static HELPER_PID: AtomicI32 = AtomicI32::new(0);
 static HELPER_LOCK: Mutex<()> = Mutex::new(());
@@ -328,10 +329,8 @@ fn block_only_sigtimer() {
 extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
     block_only_sigtimer();
     // SAFETY: plain gettid.
-    HELPER_TID.store(
-        unsafe { libc::syscall(libc::SYS_gettid) } as i32,
-        Ordering::Release,
-    );
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    HELPER_TID.store(crate::vids::table::to_virtual(tid), Ordering::Release);
     let set = sigtimer_set();
     // Wake up now and then: a restart may hand this thread back with another signal mask,
     // which is set right again here.
@@ -387,7 +386,7 @@ fn forget_helper_pending() {
     if HELPER_PID.load(Ordering::Acquire) != unsafe { libc::getpid() } {
         return;
     }
-    let tid = HELPER_TID.load(Ordering::Acquire);
+    let tid = crate::vids::table::to_real(HELPER_TID.load(Ordering::Acquire));
     for i in 0..super::threads::COUNT.load(Ordering::Acquire) {
         // SAFETY: the program is frozen; the checkpoint thread alone updates the records.
         let r = unsafe { super::threads::slot(i) };
@@ -397,13 +396,15 @@ fn forget_helper_pending() {
     }
 }
 
-/// The helper's tid in this process, started on first use (again in a forked child).
+/// The helper's real tid in this process, started on first use (again in a forked child).
 fn helper_tid() -> Option<i32> {
     // SAFETY: plain getpid.
     let pid = unsafe { libc::getpid() };
     let _g = HELPER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if HELPER_PID.load(Ordering::Acquire) == pid {
-        return Some(HELPER_TID.load(Ordering::Acquire));
+        return Some(crate::vids::table::to_real(
+            HELPER_TID.load(Ordering::Acquire),
+        ));
     }
     // A forked child inherits the table but neither the timers nor the helper.
     for t in &THREAD_TIMERS {
@@ -422,7 +423,9 @@ fn helper_tid() -> Option<i32> {
         std::thread::yield_now();
     }
     HELPER_PID.store(pid, Ordering::Release);
-    Some(HELPER_TID.load(Ordering::Acquire))
+    Some(crate::vids::table::to_real(
+        HELPER_TID.load(Ordering::Acquire),
+    ))
 }
 
 /// glibc's `struct sigevent` for SIGEV_THREAD: value, signo, notify, function, attributes.
