@@ -134,7 +134,7 @@ pub fn requeue(restarted: bool) {
 const THREAD_MAX: usize = 256;
 
 struct ThreadEntry {
-    /// Slot of the thread in `threads::TABLE` plus one; 0: free or already queued back.
+    /// Whose entry it is (see `owner_key`); 0: free or already queued back.
     owner: AtomicUsize,
     info: UnsafeCell<libc::siginfo_t>,
     /// The sender's virtual id for infos that carry one, else 0.
@@ -164,9 +164,23 @@ const fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 
-/// A new freeze starts (before any thread is signalled): the pool is empty again.
+/// A new freeze starts (before any thread is signalled): the pool is empty again, unless a
+/// thread released by the previous freeze has not queued its signals back yet (then the new
+/// entries go after its own).
 pub fn begin_freeze() {
-    POOL_USED.store(0, Ordering::Release);
+    let n = POOL_USED.load(Ordering::Acquire).min(THREAD_MAX);
+    if POOL.0[..n]
+        .iter()
+        .all(|e| e.owner.load(Ordering::Acquire) == 0)
+    {
+        POOL_USED.store(0, Ordering::Release);
+    }
+}
+
+/// An entry's owner: the thread's slot in `threads::TABLE` and the release generation its
+/// freeze waits on (slots are handed out again at every freeze).
+fn owner_key(slot: usize, release_gen: u32) -> usize {
+    ((release_gen as usize) << 32) | (slot + 1)
 }
 
 /// The hex mask after `key` (such as `SigPnd:`) in a /proc status text, 0 when absent.
@@ -229,7 +243,7 @@ fn own_private_pending() -> u64 {
 /// In the checkpoint-signal handler of thread `slot` (not the checkpoint thread), before it
 /// reports frozen: dequeues its private pending signals with their siginfo into the pool.
 /// Async-signal-safe: raw system calls and atomics only.
-pub fn take_thread_pending(slot: usize, ckpt_signal: i32) {
+pub fn take_thread_pending(slot: usize, release_gen: u32, ckpt_signal: i32) {
     let skip = bit(ckpt_signal) | bit(libc::SIGKILL) | bit(libc::SIGSTOP);
     // Cheap test first: the union of our private and the shared set (everything is blocked
     // in the handler, so all of it shows).
@@ -276,7 +290,8 @@ pub fn take_thread_pending(slot: usize, ckpt_signal: i32) {
         }
         // SAFETY: as above.
         unsafe { *e.sender.get() = 0 };
-        e.owner.store(slot + 1, Ordering::Release);
+        e.owner
+            .store(owner_key(slot, release_gen), Ordering::Release);
         // A real-time signal may be queued several times: look again.
         private = own_private_pending() & !skip;
     }
@@ -305,12 +320,12 @@ fn note_thread_senders() {
 
 /// Queues the signals thread `slot` had pending back to itself (after its release, or in its
 /// recreated task at restart, where the senders get their new real ids). Async-signal-safe.
-pub fn requeue_thread(slot: usize, restarted: bool) {
+pub fn requeue_thread(slot: usize, release_gen: u32, restarted: bool) {
     let n = POOL_USED.load(Ordering::Acquire).min(THREAD_MAX);
     let pid = sys::getpid();
     let tid = sys::gettid();
     for e in &POOL.0[..n] {
-        if e.owner.load(Ordering::Acquire) != slot + 1 {
+        if e.owner.load(Ordering::Acquire) != owner_key(slot, release_gen) {
             continue;
         }
         // SAFETY: the entry is ours (see `Pool`).

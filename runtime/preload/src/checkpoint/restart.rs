@@ -282,7 +282,7 @@ extern "C" fn resume_thread(idx: u64) -> ! {
     if !r.is_ckpt && crate::plugin::has_plugins() {
         crate::plugin::dispatch_thread_resume();
     }
-    super::pending_info::requeue_thread(idx as usize, true);
+    super::pending_info::requeue_thread(idx as usize, r.release_gen, true);
     if r.is_main {
         super::pending_info::requeue(true);
     }

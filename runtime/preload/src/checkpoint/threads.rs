@@ -182,9 +182,9 @@ pub extern "C" fn on_signal(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc
         unsafe { *errno = saved_errno };
         return;
     }
-    // Our private pending signals, with their senders, before we report frozen.
-    super::pending_info::take_thread_pending(idx, sig);
     let g = RELEASE.load(Ordering::Acquire);
+    // Our private pending signals, with their senders, before we report frozen.
+    super::pending_info::take_thread_pending(idx, g, sig);
     r.release_gen = g;
     r.frozen = true;
     FROZEN.fetch_add(1, Ordering::Release);
@@ -192,7 +192,7 @@ pub extern "C" fn on_signal(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc
     while RELEASE.load(Ordering::Acquire) == g {
         sys::futex_wait(&RELEASE, g);
     }
-    super::pending_info::requeue_thread(idx, false);
+    super::pending_info::requeue_thread(idx, g, false);
     if r.is_main {
         super::pending_info::requeue(false);
     }
