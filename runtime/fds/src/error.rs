@@ -48,6 +48,22 @@ impl FdError {
         move |source| FdError::Sys { fd, op, source }
     }
 
+    /// [`FdError::sys`] for reopening the saved `path` of `fd`: a file that no longer exists
+    /// is [`FdError::Missing`].
+    pub(crate) fn reopen<'a>(
+        fd: RawFd,
+        path: &'a str,
+        op: &'static str,
+    ) -> impl FnOnce(io::Error) -> FdError + 'a {
+        move |source| match source.raw_os_error() {
+            Some(libc::ENOENT) => FdError::Missing {
+                fd,
+                path: path.to_string(),
+            },
+            _ => FdError::Sys { fd, op, source },
+        }
+    }
+
     /// The fd number the error is about.
     pub fn fd(&self) -> RawFd {
         match self {

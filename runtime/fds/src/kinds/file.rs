@@ -293,22 +293,8 @@ pub mod by_path {
     }
 
     pub fn restore(s: &State, target: RawFd, cloexec: bool, ctx: &mut RestoreCtx) -> Result<()> {
-        let fd = match sys::open(&s.path, open_flags_any(s.flags), 0) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(FdError::Missing {
-                    fd: target,
-                    path: s.path.clone(),
-                });
-            }
-            Err(e) => {
-                return Err(FdError::Sys {
-                    fd: target,
-                    op: "open",
-                    source: e,
-                });
-            }
-        };
+        let fd = sys::open(&s.path, open_flags_any(s.flags), 0)
+            .map_err(FdError::reopen(target, &s.path, "open"))?;
         let fd = ctx.fresh(fd, target)?;
         if s.rdev != 0 {
             let st = sys::fstat(fd.as_raw_fd()).map_err(FdError::sys(target, "fstat"))?;

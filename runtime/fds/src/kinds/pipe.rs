@@ -232,26 +232,12 @@ pub mod fifo {
     pub fn restore(s: &State, target: RawFd, cloexec: bool, ctx: &mut RestoreCtx) -> Result<()> {
         // A read-write keeper makes both opens non-blocking and holds the data until the
         // restored fd exists.
-        let keeper = match sys::open(
+        let keeper = sys::open(
             &s.path,
             libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
             0,
-        ) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(FdError::Missing {
-                    fd: target,
-                    path: s.path.clone(),
-                });
-            }
-            Err(e) => {
-                return Err(FdError::Sys {
-                    fd: target,
-                    op: "open FIFO",
-                    source: e,
-                });
-            }
-        };
+        )
+        .map_err(FdError::reopen(target, &s.path, "open FIFO"))?;
         let st = sys::fstat(keeper.as_raw_fd()).map_err(FdError::sys(target, "fstat"))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
             return Err(FdError::Inconsistent {

@@ -1,9 +1,9 @@
 //! Pipes (both ends here, or one end only) and FIFOs.
 
 use super::*;
-use crate::FdObject;
 use crate::check_eq;
 use crate::kinds::pipe::Peer;
+use crate::{FdError, FdObject};
 
 #[test]
 fn saving_a_pipe_loses_no_data() {
@@ -113,6 +113,27 @@ fn pipe_with_other_end_elsewhere_is_restored_with_an_orphan_end() {
             b"more".to_vec(),
             "orphan end feeds the restored end"
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn removed_fifo_is_a_missing_file_naming_fd_and_path() {
+    in_child("fifo-gone", || {
+        let dir = temp_dir("fifo-gone");
+        let path = format!("{dir}/fifo");
+        crate::sys::testonly::mkfifo(&path).unwrap();
+        place(
+            sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK, 0).unwrap(),
+            5,
+        );
+        let table = save_fds(&test_fds(), &SaveOptions::default()).map_err(|e| e.to_string())?;
+        close(5).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        match restore_all(&table, &RestoreOptions::default()) {
+            Err(FdError::Missing { fd: 5, path: p }) => check_eq!(p, path, "path"),
+            other => return Err(format!("want Missing for fd 5, got {other:?}")),
+        }
         Ok(())
     });
 }
