@@ -8,7 +8,7 @@
 
 use dmtcp_coordinator::sim::{SimClient, command, worker_role};
 use dmtcp_coordinator::{CompConfig, Server, listen};
-use dmtcp_protocol::{Command, CoordMsg, Secret, WorkerMsg, auth};
+use dmtcp_protocol::{Command, CoordMsg, Secret, auth};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -136,9 +136,7 @@ async fn bench(addr: SocketAddr, secret: Secret, n: usize, rounds: usize, server
                     go_rx.changed().await.unwrap();
                 }
                 let name = format!("BENCH:{round}");
-                w.send(&WorkerMsg::Barrier { name: name.clone() })
-                    .await
-                    .unwrap();
+                w.barrier(&name).await.unwrap();
                 match w.recv().await.unwrap() {
                     CoordMsg::BarrierReleased {
                         name: got,

@@ -84,6 +84,11 @@ impl SimClient {
         Ok(write_frame(&mut self.wr, msg).await?)
     }
 
+    /// Reaches barrier `name` (the release comes as a later [`CoordMsg`]).
+    pub async fn barrier(&mut self, name: &str) -> Result<(), SimError> {
+        self.send(&WorkerMsg::Barrier { name: name.into() }).await
+    }
+
     pub async fn recv(&mut self) -> Result<CoordMsg, SimError> {
         Ok(read_frame(&mut self.rd).await?)
     }

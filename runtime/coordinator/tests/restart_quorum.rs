@@ -79,11 +79,7 @@ fn restart_gathers_its_quorum() {
                 (a.upid.pid, a.virtual_pid, a.generation),
                 (300 + i as i32, 40000 + 1000 * i as i32, 7)
             );
-            p.send(&WorkerMsg::Barrier {
-                name: "DMT:RESTART".into(),
-            })
-            .await
-            .unwrap();
+            p.barrier("DMT:RESTART").await.unwrap();
             peers.push(p);
         }
         assert_eq!(
@@ -112,11 +108,7 @@ fn restart_gathers_its_quorum() {
             let mut p = SimClient::connect(addr, &secret, restart_role(comp, i, N))
                 .await
                 .unwrap();
-            p.send(&WorkerMsg::Barrier {
-                name: "DMT:RESTART".into(),
-            })
-            .await
-            .unwrap();
+            p.barrier("DMT:RESTART").await.unwrap();
             peers.push(p);
         }
         assert_eq!(

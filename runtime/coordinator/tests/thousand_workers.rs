@@ -49,9 +49,7 @@ async fn recv(w: &mut SimClient) -> CoordMsg {
 async fn barrier_round(workers: Vec<SimClient>, name: &'static str) -> Vec<SimClient> {
     let n = workers.len() as u32;
     each(workers, move |_, mut w| async move {
-        w.send(&WorkerMsg::Barrier { name: name.into() })
-            .await
-            .unwrap();
+        w.barrier(name).await.unwrap();
         assert_eq!(
             recv(&mut w).await,
             CoordMsg::BarrierReleased {
@@ -296,11 +294,7 @@ async fn checkpoint(
             w.send(&WorkerMsg::State(WorkerState::Suspended))
                 .await
                 .unwrap();
-            w.send(&WorkerMsg::Barrier {
-                name: "DMT:SUSPEND".into(),
-            })
-            .await
-            .unwrap();
+            w.barrier("DMT:SUSPEND").await.unwrap();
             assert!(matches!(
                 recv(&mut w).await,
                 CoordMsg::BarrierReleased { .. }
@@ -345,14 +339,10 @@ async fn checkpoint(
 async fn desync(mut workers: Vec<SimClient>, addr: SocketAddr, secret: &Secret) -> Vec<SimClient> {
     let mut odd = workers.pop().unwrap();
     for w in workers.iter_mut() {
-        w.send(&WorkerMsg::Barrier { name: "A".into() })
-            .await
-            .unwrap();
+        w.barrier("A").await.unwrap();
     }
     wait_at_barrier(addr, secret, "A", N - 1).await;
-    odd.send(&WorkerMsg::Barrier { name: "B".into() })
-        .await
-        .unwrap();
+    odd.barrier("B").await.unwrap();
     match recv(&mut odd).await {
         CoordMsg::Fatal { message } => assert!(
             message.contains("'A'") && message.contains("'B'"),
@@ -384,9 +374,7 @@ async fn death_mid_barrier(
 ) -> Vec<SimClient> {
     let victim = workers.remove(N / 2);
     for w in workers.iter_mut() {
-        w.send(&WorkerMsg::Barrier { name: "C".into() })
-            .await
-            .unwrap();
+        w.barrier("C").await.unwrap();
     }
     wait_at_barrier(addr, secret, "C", N - 2).await;
     drop(victim); // Killed: its socket closes without a word.
