@@ -38,21 +38,28 @@ pub struct State {
 /// Keys of pipes/FIFOs whose data was already drained during this save.
 pub type Drained = HashSet<(u64, u64)>;
 
-/// Whether this fd's pipe data is saved here: from a readable end, once per pipe, and not
-/// when another process was elected to save it.
-fn drains(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> bool {
-    d.readable() && !opts.skip_drain.contains(&d.ino) && drained.insert((d.dev, d.ino))
-}
-
-pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<State> {
-    let write_end = d.access_mode() == libc::O_WRONLY;
+/// The pipe's capacity, and its queued bytes when this fd saves them: from a readable end,
+/// once per pipe, and not when another process was elected to save them.
+fn capacity_and_data(
+    d: &FdDesc,
+    drained: &mut Drained,
+    opts: &SaveOptions,
+) -> Result<(i32, Vec<u8>)> {
     let capacity =
         sys::fcntl(d.fd, libc::F_GETPIPE_SZ, 0).map_err(FdError::sys(d.fd, "F_GETPIPE_SZ"))?;
-    let data = if drains(d, drained, opts) {
+    let drains =
+        d.readable() && !opts.skip_drain.contains(&d.ino) && drained.insert((d.dev, d.ino));
+    let data = if drains {
         drain_refill(d.fd)?
     } else {
         Vec::new()
     };
+    Ok((capacity, data))
+}
+
+pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<State> {
+    let write_end = d.access_mode() == libc::O_WRONLY;
+    let (capacity, data) = capacity_and_data(d, drained, opts)?;
     Ok(State {
         inode: d.ino,
         write_end,
@@ -214,13 +221,7 @@ pub mod fifo {
     }
 
     pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<State> {
-        let capacity =
-            sys::fcntl(d.fd, libc::F_GETPIPE_SZ, 0).map_err(FdError::sys(d.fd, "F_GETPIPE_SZ"))?;
-        let data = if drains(d, drained, opts) {
-            drain_refill(d.fd)?
-        } else {
-            Vec::new()
-        };
+        let (capacity, data) = capacity_and_data(d, drained, opts)?;
         Ok(State {
             path: d.link.clone(),
             flags: d.flags(),
