@@ -79,6 +79,8 @@ fn start() {
     };
     // Before any id is asked for (the exec hand-over below compares pids).
     vids::import_from_env();
+    // A posix_spawn child whose pid is a virtual id in use leaves now (its parent retries).
+    vids::children::exit_if_spawned_taken();
     log::init(settings.debug, settings.quiet);
     std::panic::set_hook(Box::new(|info| error!("internal error: {info}")));
     let settings = runtime::set_settings(settings);

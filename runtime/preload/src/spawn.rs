@@ -4,7 +4,7 @@
 //! passes its own environment (`envp` without `LD_PRELOAD`, as `env -i`-style launchers do) would
 //! otherwise start a child outside the computation. `popen` and `system` use the same path.
 
-use crate::exec;
+use crate::{exec, vids};
 use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
 type SpawnFn = unsafe extern "C" fn(
@@ -16,13 +16,16 @@ type SpawnFn = unsafe extern "C" fn(
     *const *mut c_char,
 ) -> c_int;
 
-/// Calls `real` with the member environment built from `envp`.
+/// Calls `real` with the member environment built from `envp`. After a virtual restart a
+/// child whose pid is a virtual id in use is discarded and spawned again (`vids::children`).
 ///
 /// # Safety
-/// `envp` is null or a null-terminated array of C strings; `call` forwards to a posix_spawn.
+/// `envp` is null or a null-terminated array of C strings; `call` forwards to a posix_spawn
+/// that stores the child's pid in `pid`.
 unsafe fn with_member_env(
+    pid: *mut pid_t,
     envp: *const *mut c_char,
-    call: impl FnOnce(*const *mut c_char) -> c_int,
+    mut call: impl FnMut(*const *mut c_char) -> c_int,
 ) -> c_int {
     if crate::runtime::settings().is_none() {
         return call(envp);
@@ -30,8 +33,12 @@ unsafe fn with_member_env(
     // SAFETY: forwarded from the caller.
     let env = unsafe { exec::member_env(envp.cast()) };
     let mut ptrs: Vec<*mut c_char> = env.iter().map(|e| e.as_ptr().cast_mut()).collect();
+    if let Some(e) = vids::children::spawned_env() {
+        ptrs.push(e.as_ptr().cast_mut());
+    }
     ptrs.push(std::ptr::null_mut());
-    call(ptrs.as_ptr())
+    // SAFETY: `pid` is the caller's out-pointer, filled by `call`.
+    unsafe { vids::children::spawn_checked(pid, || call(ptrs.as_ptr())) }
 }
 
 /// # Safety
@@ -47,7 +54,7 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     let real: SpawnFn = crate::real_fn!("posix_spawn");
     // SAFETY: forwarding the caller's arguments.
-    unsafe { with_member_env(envp, |e| real(pid, path, actions, attr, argv, e)) }
+    unsafe { with_member_env(pid, envp, |e| real(pid, path, actions, attr, argv, e)) }
 }
 
 /// # Safety
@@ -63,5 +70,5 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     let real: SpawnFn = crate::real_fn!("posix_spawnp");
     // SAFETY: forwarding the caller's arguments.
-    unsafe { with_member_env(envp, |e| real(pid, file, actions, attr, argv, e)) }
+    unsafe { with_member_env(pid, envp, |e| real(pid, file, actions, attr, argv, e)) }
 }

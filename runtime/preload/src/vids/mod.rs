@@ -16,6 +16,8 @@
 //! at once and the parent's `fork` forks again (DMTCP's answer); a table entry whose real id
 //! the kernel hands out again belonged to a task that is gone and is dropped.
 
+pub mod children;
+pub mod lock_owner;
 pub mod popen;
 pub mod proc_paths;
 pub mod real;
@@ -33,6 +35,7 @@ pub fn on_fork_child() {
     if table::classify_new(sys::getpid()) == table::NewId::Taken {
         sys::exit_group(0);
     }
+    lock_owner::forget(sys::gettid());
 }
 
 /// First thing in a thread the program created after a restart: a real tid that is a virtual
@@ -40,6 +43,7 @@ pub fn on_fork_child() {
 /// a virtual tid of its own instead (see `table::add_fresh`).
 pub fn on_new_thread() {
     let t = sys::gettid();
+    lock_owner::forget(t);
     if table::classify_new(t) == table::NewId::Taken {
         let v = table::add_fresh(t);
         crate::debug!("new thread's tid {t} is a virtual id in use; its virtual tid is {v}");

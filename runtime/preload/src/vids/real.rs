@@ -29,7 +29,30 @@ symbols! {
     sched_getparam = c"sched_getparam", sched_setparam = c"sched_setparam",
     sched_getscheduler = c"sched_getscheduler", sched_setscheduler = c"sched_setscheduler",
     sigwaitinfo = c"sigwaitinfo", sigtimedwait = c"sigtimedwait", pclose = c"pclose",
+    pthread_mutex_lock = c"pthread_mutex_lock", pthread_mutex_trylock = c"pthread_mutex_trylock",
+    pthread_mutex_unlock = c"pthread_mutex_unlock",
+    pthread_mutex_consistent = c"pthread_mutex_consistent",
+    pthread_mutex_timedlock = c"pthread_mutex_timedlock",
+    pthread_mutex_clocklock = c"pthread_mutex_clocklock",
+    pthread_rwlock_rdlock = c"pthread_rwlock_rdlock",
+    pthread_rwlock_tryrdlock = c"pthread_rwlock_tryrdlock",
+    pthread_rwlock_timedrdlock = c"pthread_rwlock_timedrdlock",
+    pthread_rwlock_clockrdlock = c"pthread_rwlock_clockrdlock",
+    pthread_rwlock_wrlock = c"pthread_rwlock_wrlock",
+    pthread_rwlock_trywrlock = c"pthread_rwlock_trywrlock",
+    pthread_rwlock_timedwrlock = c"pthread_rwlock_timedwrlock",
+    pthread_rwlock_clockwrlock = c"pthread_rwlock_clockwrlock",
+    pthread_rwlock_unlock = c"pthread_rwlock_unlock",
+    pthread_cond_wait = c"pthread_cond_wait", pthread_cond_timedwait = c"pthread_cond_timedwait",
+    pthread_cond_clockwait = c"pthread_cond_clockwait", clone = c"clone",
 }
+
+/// Symbols glibc defines in two versions with different code: the wrappers must reach the
+/// current one (the 2.2.5 condition variables are another structure).
+const VERSIONED: &[(&CStr, &CStr)] = &[
+    (c"pthread_cond_wait", c"GLIBC_2.3.2"),
+    (c"pthread_cond_timedwait", c"GLIBC_2.3.2"),
+];
 
 #[allow(clippy::declare_interior_mutable_const)]
 const UNRESOLVED: AtomicUsize = AtomicUsize::new(0);
@@ -37,8 +60,17 @@ static ADDRS: [AtomicUsize; NAMES.len()] = [UNRESOLVED; NAMES.len()];
 
 #[cold]
 fn resolve(i: usize) -> usize {
-    // SAFETY: dlsym with a static NUL-terminated name.
-    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, NAMES[i].as_ptr()) } as usize;
+    let version = VERSIONED
+        .iter()
+        .find(|(n, _)| *n == NAMES[i])
+        .map(|(_, v)| v);
+    // SAFETY: dlsym/dlvsym with static NUL-terminated names.
+    let p = unsafe {
+        match version {
+            Some(v) => libc::dlvsym(libc::RTLD_NEXT, NAMES[i].as_ptr(), v.as_ptr()),
+            None => libc::dlsym(libc::RTLD_NEXT, NAMES[i].as_ptr()),
+        }
+    } as usize;
     if p == 0 {
         crate::error!("cannot resolve {:?}", NAMES[i]);
         // SAFETY: nothing sensible can continue without the real function.

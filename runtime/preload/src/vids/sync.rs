@@ -101,6 +101,7 @@ pub fn publish() -> Result<(), SessionError> {
 /// that ran with virtual ids and is now restarted in a pid namespace) the processes and
 /// threads got their virtual ids as real ones: nothing is translated any more.
 pub fn collect() -> Result<(), SessionError> {
+    note_moved_tids();
     if EXACT.load(Ordering::Acquire) {
         table::clear();
         return Ok(());
@@ -121,6 +122,26 @@ pub fn collect() -> Result<(), SessionError> {
     }
     crate::debug!("virtual ids: {} pairs from {n} processes", all.len());
     Ok(())
+}
+
+/// Locks held across the checkpoint name the owner's real tid of then (see `lock_owner`):
+/// tell it each thread's tid of then and of now. Also with exact ids, which are the virtual
+/// ids and differ from the real tids of a run in virtual mode.
+fn note_moved_tids() {
+    let moved: Vec<(i32, i32)> = threads::slots()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.frozen)
+        .map(|(i, r)| (r.tid, NEW_TIDS[i].load(Ordering::Acquire)))
+        .filter(|&(old, new)| new > 0 && old != new)
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let dropped = super::lock_owner::note_restart(&moved);
+    if dropped > 0 {
+        crate::warn!("{dropped} stale lock-owner tids do not fit the table");
+    }
 }
 
 /// The image section recording the launch's `--pid-mode` (`namespace` or `virtual`), so the

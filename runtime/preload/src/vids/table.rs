@@ -29,7 +29,8 @@ const EMPTY: Pair = Pair {
 
 static PAIRS: [Pair; CAPACITY] = [EMPTY; CAPACITY];
 static LEN: AtomicUsize = AtomicUsize::new(0);
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Read by the `vfork` wrapper's assembly (`children.rs`).
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Is any translation in force (a restart in virtual mode happened)?
 #[inline(always)]

@@ -150,6 +150,26 @@ fn session_outside_pid_namespace(fd: c_int) -> bool {
     r == 0 && sid == 0
 }
 
+/// glibc asks the kernel directly (TIOCGSID), not through `getsid`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tcgetsid(fd: c_int) -> pid_t {
+    const SYS_IOCTL: usize = 16;
+    let mut sid: pid_t = 0;
+    // SAFETY: TIOCGSID writes one pid_t.
+    let r = unsafe {
+        sys::syscall3(
+            SYS_IOCTL,
+            fd as usize,
+            libc::TIOCGSID as usize,
+            &mut sid as *mut pid_t as usize,
+        )
+    };
+    if ret(r) < 0 {
+        return -1;
+    }
+    to_virtual(sid)
+}
+
 /// # Safety
 /// As `tcsetpgrp(3)`.
 #[unsafe(no_mangle)]
