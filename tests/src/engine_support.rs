@@ -32,6 +32,7 @@ pub fn numbers(out: &str, prefix: &str) -> Vec<u64> {
 }
 
 /// Checks that `t` counts up by one from `first`.
+#[track_caller]
 pub fn assert_consecutive(t: &[u64], first: u64, what: &str) {
     assert!(!t.is_empty(), "{what}: no output");
     assert_eq!(
