@@ -12,8 +12,9 @@
  * Two signals the child sends at its start (kill, sigqueue with a value) stay pending in the
  * parent until the last tick, through every checkpoint and restart: the parent then checks their
  * si_pid, si_code and value ("kept signals from C").
- * With "burst" among the arguments after N the parent then forks BURST short-lived children
- * (see fork_burst); with "nosession" the session is not checked (a session leader outside
+ * With "burst" among the arguments after N the parent then makes BURST short-lived children
+ * by fork, vfork, clone and posix_spawn in turn, the first four aimed at a taken pid when
+ * ns_last_pid is writable (see fork_burst; prints "burst N targeted T"); with "nosession" the session is not checked (a session leader outside
  * the computation, whose id depends on where the restart runs). At the end the parent execs itself; the new program checks its pid, session, group and
  * /proc/self, then kills its child by the old pid, reaps it with waitpid and checks the
  * SIGCHLD si_pid.
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -137,11 +139,57 @@ static void *burst_thread(void *arg) {
     return NULL;
 }
 
+static char self_path[4096];
+static const char *METHODS[4] = {"fork", "vfork", "clone", "posix_spawn"};
+
+/* The next pid the kernel hands out in this pid namespace is last + 1 (needs CAP_SYS_ADMIN
+ * over the namespace, as in the crowded test); false when not allowed. */
+static int set_last_pid(pid_t last) {
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (!f) return 0;
+    int ok = fprintf(f, "%d", (int)last) > 0;
+    return fclose(f) == 0 && ok;
+}
+
+/* The child of clone(): writes its pid to the fd and exits 7. */
+static char clone_stack[64 * 1024] __attribute__((aligned(16)));
+static int clone_child(void *arg) {
+    pid_t me = getpid();
+    return write(*(int *)arg, &me, sizeof me) == sizeof me ? 7 : 8;
+}
+
+/* A child that writes its getpid() to fd and exits 7, made with fork, vfork, clone or
+ * posix_spawn (this program again, "report FD"). */
+static pid_t new_child(int method, int fd) {
+    pid_t p = -1;
+    if (method == 0 || method == 1) {
+        p = method == 0 ? fork() : vfork();
+        if (p == 0) {
+            pid_t me = getpid();
+            ssize_t w = write(fd, &me, sizeof me);
+            _exit(w == sizeof me ? 7 : 8);
+        }
+    } else if (method == 2) {
+        static int cfd;
+        cfd = fd;
+        p = clone(clone_child, clone_stack + sizeof clone_stack, SIGCHLD, &cfd);
+    } else {
+        char fdarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", fd);
+        char *argv[] = {"ids_check", "report", fdarg, NULL};
+        extern char **environ;
+        /* Not /proc/self/exe: after a restart that is the restart tool. */
+        if (posix_spawn(&p, self_path, NULL, NULL, argv, environ) != 0) p = -1;
+    }
+    return p;
+}
+
 /* New children and threads after a restart: each must get an id that names nobody else of
  * the computation (a child's getpid() equals what fork returned, and waitpid by that pid
  * reaps it, not an old process of the same virtual pid; a thread's gettid() is none of the
  * known ids, and tgkill reaches it by that id). */
 static void fork_burst(pid_t pid0, pid_t child, pid_t wtid) {
+    int targeted = 0;
     for (int i = 0; i < BURST; i++) {
         pthread_t th;
         burst_tid = 0;
@@ -155,18 +203,16 @@ static void fork_burst(pid_t pid0, pid_t child, pid_t wtid) {
         pthread_join(th, NULL);
         int fds[2];
         CHECK(pipe(fds) == 0, "pipe");
-        pid_t p = fork();
-        if (p == 0) {
-            pid_t me = getpid();
-            ssize_t w = write(fds[1], &me, sizeof me);
-            _exit(w == sizeof me ? 7 : 8);
-        }
-        CHECK(p > 0, "burst fork %d", i);
+        /* The first four children aim at a taken pid where ns_last_pid is writable. */
+        if (i < 4 && set_last_pid(pid0 - 1)) targeted++;
+        int method = i % 4;
+        pid_t p = new_child(method, fds[1]);
+        CHECK(p > 0, "burst %s %d", METHODS[method], i);
         pid_t reported = 0;
         CHECK(read(fds[0], &reported, sizeof reported) == sizeof reported, "burst read %d", i);
         close(fds[0]);
         close(fds[1]);
-        CHECK(reported == p, "burst %d: fork gave %d, the child says %d", i, p, reported);
+        CHECK(reported == p, "burst %d: %s gave %d, the child says %d", i, METHODS[method], p, reported);
         CHECK(p != pid0 && p != child && p != wtid, "burst %d: new child got pid %d in use", i, p);
         int st = 0;
         pid_t w = 0;
@@ -176,15 +222,20 @@ static void fork_burst(pid_t pid0, pid_t child, pid_t wtid) {
         }
         CHECK(w == p && WIFEXITED(st) && WEXITSTATUS(st) == 7, "burst %d: waitpid(%d) gave %d", i, p, w);
     }
-    printf("burst %d\n", BURST);
+    printf("burst %d targeted %d\n", BURST, targeted);
 }
 
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "exec") == 0) return after_exec(argv);
+    if (argc == 3 && strcmp(argv[1], "report") == 0) {
+        pid_t me = getpid();
+        return write(atoi(argv[2]), &me, sizeof me) == sizeof me ? 7 : 8;
+    }
     long limit = argc > 1 ? atol(argv[1]) : 1000000;
     setvbuf(stdout, NULL, _IOLBF, 0);
     parent_pid = getpid();
     pid_t pid0 = getpid();
+    CHECK(realpath(argv[0], self_path) != NULL, "realpath %s", argv[0]);
     int burst = 0;
     sid0 = getsid(0);
     for (int i = 2; i < argc; i++) {
