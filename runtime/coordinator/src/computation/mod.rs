@@ -152,6 +152,9 @@ struct InFlight {
     progress: BTreeMap<ConnId, (u64, u64)>,
     /// Phase timings per participant that reported them.
     phases: BTreeMap<ConnId, CkptPhases>,
+    /// Whether a barrier was released since the checkpoint started: from then on every
+    /// participant has been suspended, so losing one loses part of the computation's state.
+    suspended: bool,
 }
 
 #[derive(Debug)]
@@ -445,15 +448,34 @@ impl Computation {
             self.arrived -= 1;
         }
         info!(peer = conn, prog = %peer.progname, vpid = peer.virtual_pid, peers = self.peers.len(), "process left");
-        if let Some(f) = &self.in_flight
+        if let Some(f) = &mut self.in_flight
             && f.participants.contains(&conn)
             && !f.written.contains_key(&conn)
         {
-            let msg = format!(
-                "process {} ({}, vpid {}) exited during checkpoint {}",
-                peer.upid, peer.progname, peer.virtual_pid, f.order.generation
-            );
-            self.fail_checkpoint(msg, now, out);
+            if f.suspended || peer.barrier.is_some() {
+                let msg = format!(
+                    "process {} ({}, vpid {}) exited during checkpoint {}",
+                    peer.upid, peer.progname, peer.virtual_pid, f.order.generation
+                );
+                self.fail_checkpoint(msg, now, out);
+            } else {
+                // It exited before the checkpoint suspended it (a short-lived child such as
+                // system()'s shell): the computation no longer holds it, nothing is lost.
+                info!(peer = conn, prog = %peer.progname, generation = f.order.generation,
+                    "process exited before it was suspended; checkpoint goes on without it");
+                f.participants.remove(&conn);
+                f.progress.remove(&conn);
+                f.phases.remove(&conn);
+                if f.participants.is_empty() {
+                    let msg = format!(
+                        "every process exited before checkpoint {} suspended it",
+                        f.order.generation
+                    );
+                    self.fail_checkpoint(msg, now, out);
+                } else if f.written.len() == f.participants.len() {
+                    self.complete_checkpoint(now, out);
+                }
+            }
         }
         if self.peers.is_empty() {
             self.phase = Phase::Empty;
@@ -621,6 +643,9 @@ impl Computation {
         }
         self.barrier = None;
         self.arrived = 0;
+        if let Some(f) = &mut self.in_flight {
+            f.suspended = true;
+        }
         let msg = CoordMsg::BarrierReleased {
             name,
             num_peers: self.peers.len() as u32,
@@ -696,6 +721,7 @@ impl Computation {
             waiters: Vec::new(),
             progress: BTreeMap::new(),
             phases: BTreeMap::new(),
+            suspended: false,
         });
         self.next_ckpt = None;
         info!(

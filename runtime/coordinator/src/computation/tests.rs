@@ -382,6 +382,8 @@ fn checkpoint_fails_on_error_or_death() {
 
     let (mut c, now) = with_workers(CompConfig::default(), 2);
     c.command(1, Command::Checkpoint(CkptMode::KillAfter), now);
+    c.message(1, barrier("SUSPENDED"), now);
+    assert!(released(&c.message(2, barrier("SUSPENDED"), now)).is_some());
     written(&mut c, 1, now);
     let acts = c.disconnect(2, now);
     assert_eq!(reply_of(&acts, 1).unwrap().status, CommandStatus::Failed);
@@ -592,4 +594,27 @@ fn progress_is_summed_and_phases_keep_the_longest() {
     let acts = c.command(9, Command::Status, now);
     let r = reply_of(&acts, 9).unwrap();
     assert_eq!(r.last_checkpoint.unwrap().phases, Some(phases(300, 2_000)));
+}
+
+#[test]
+fn a_process_that_exits_before_it_is_suspended_leaves_the_checkpoint() {
+    let (mut c, now) = with_workers(CompConfig::default(), 3);
+    c.command(9, Command::Checkpoint(CkptMode::Blocking), now);
+    c.message(1, barrier("SUSPENDED"), now);
+    // A short-lived child (system()'s shell) exits before reaching the first barrier.
+    let acts = c.disconnect(3, now);
+    assert!(reply_of(&acts, 9).is_none(), "the checkpoint goes on");
+    let (to, _, n) = released(&c.message(2, barrier("SUSPENDED"), now)).unwrap();
+    assert_eq!((to, n), (vec![1, 2], 2));
+    written(&mut c, 1, now);
+    let r = reply_of(&written(&mut c, 2, now), 9).unwrap();
+    assert_eq!(r.status, CommandStatus::Success);
+    assert_eq!(r.last_checkpoint.unwrap().images.len(), 2);
+
+    // Once suspended, losing a process fails the checkpoint: its state is not in any image.
+    let (mut c, now) = with_workers(CompConfig::default(), 2);
+    c.command(9, Command::Checkpoint(CkptMode::Blocking), now);
+    c.message(1, barrier("SUSPENDED"), now);
+    let acts = c.disconnect(1, now);
+    assert_eq!(reply_of(&acts, 9).unwrap().status, CommandStatus::Failed);
 }
