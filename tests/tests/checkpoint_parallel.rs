@@ -72,7 +72,8 @@ fn check_phases(json: &serde_json::Value, wall_ms: f64, env: &Env) {
 }
 
 /// Checkpoint (forked writer) with these settings, kill, restart: the memory comes back.
-fn round_trip(name: &str, vars: &[(&str, &str)]) {
+/// Returns the image's size.
+fn round_trip(name: &str, vars: &[(&str, &str)]) -> u64 {
     let env = Env::new(name);
     let coord = env.coordinator(&[]);
     let port = coord.port;
@@ -95,6 +96,7 @@ fn round_trip(name: &str, vars: &[(&str, &str)]) {
     run.wait(LONG);
     let imgs = images(env.dir.path(), "ckpt_bigmem");
     assert_eq!(imgs.len(), 1, "{imgs:?}\n{}", env.diagnostics());
+    let size = std::fs::metadata(&imgs[0]).unwrap().len();
     let mut r = restart(&env, port, &imgs[0]);
     wait_lines(&env, &mut r, "tick", 2);
     let sums = tick_sums(&r.stdout_so_far());
@@ -104,6 +106,7 @@ fn round_trip(name: &str, vars: &[(&str, &str)]) {
         env.diagnostics()
     );
     command(&env, port, &["--quit"]);
+    size
 }
 
 #[test]
@@ -135,6 +138,21 @@ fn uncompressed_frames_restore_the_same_memory() {
     round_trip(
         "ckpt_par_raw",
         &[("DMTCP_CKPT_THREADS", "2"), ("DMTCP_GZIP", "0")],
+    );
+}
+
+/// `DMTCP_ZSTD_LEVEL` reaches the writer (a slower level gives a smaller image of the same
+/// memory) and both restore; `DMTCP_CKPT_WRITEBACK=0` (no early writeback) too.
+#[test]
+fn zstd_levels_restore_the_same_memory() {
+    let fast = round_trip("ckpt_par_fast5", &[("DMTCP_ZSTD_LEVEL", "-5")]);
+    let slow = round_trip(
+        "ckpt_par_level3",
+        &[("DMTCP_ZSTD_LEVEL", "3"), ("DMTCP_CKPT_WRITEBACK", "0")],
+    );
+    assert!(
+        fast > slow + slow / 20,
+        "level -5 image {fast} bytes, level 3 image {slow} bytes"
     );
 }
 

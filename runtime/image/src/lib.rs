@@ -24,7 +24,7 @@ pub mod writer;
 pub use chain::{PARENTS_SECTION, ParentImage};
 pub use delta::{Basis, DeltaStats, DeltaWriter};
 pub use error::{FrameCheck, ImageError, Part, Result};
-pub use format::{FORMAT_VERSION, MAX_FRAME_RAW, checksum};
+pub use format::{DEFAULT_LEVEL, FORMAT_VERSION, MAX_FRAME_RAW, checksum};
 pub use frame::{Codec, EncodedFrame, FrameDecoder, FrameEncoder, FrameEntry, compress_frame};
 pub use header::{Header, ProcessIdentity, RseqLayout, Section};
 pub use reader::{FrameScratch, Image, Piece, VerifyStats, read_header};

@@ -321,6 +321,22 @@ impl<S: Source> Image<S> {
         Ok(out)
     }
 
+    /// Frame `frame`'s index entry and raw length, once `out_len` bytes are known to hold it.
+    fn frame_for(&self, frame: usize, out_len: usize) -> Result<(FrameEntry, usize)> {
+        let f = *self
+            .frames
+            .get(frame)
+            .ok_or(ImageError::NoSuchFrame(frame))?;
+        let raw = f.raw_len as usize;
+        if out_len < raw {
+            return Err(ImageError::BufferTooSmall {
+                need: raw as u64,
+                got: out_len as u64,
+            });
+        }
+        Ok((f, raw))
+    }
+
     /// Decodes frame `frame` into `out` (at least its raw length), verifying both checksums.
     /// Returns the raw length.
     pub fn read_frame_into(&self, frame: usize, out: &mut [u8]) -> Result<usize> {
@@ -335,17 +351,7 @@ impl<S: Source> Image<S> {
         out: &mut [u8],
         dec: &mut FrameDecoder,
     ) -> Result<usize> {
-        let f = *self
-            .frames
-            .get(frame)
-            .ok_or(ImageError::NoSuchFrame(frame))?;
-        let raw = f.raw_len as usize;
-        if out.len() < raw {
-            return Err(ImageError::BufferTooSmall {
-                need: raw as u64,
-                got: out.len() as u64,
-            });
-        }
+        let (f, raw) = self.frame_for(frame, out.len())?;
         let out = &mut out[..raw];
         let fail = |check| ImageError::Frame {
             frame,
@@ -403,21 +409,11 @@ impl<S: Source> Image<S> {
         out: &mut [u8],
         dec: &mut FrameDecoder,
     ) -> Result<usize> {
-        let f = *self
-            .frames
-            .get(frame)
-            .ok_or(ImageError::NoSuchFrame(frame))?;
+        let (f, raw) = self.frame_for(frame, out.len())?;
         if f.codec != Codec::Zstd {
             // Stored and raw bytes are the same (or a reference frame, read from its parent):
             // the one check is already the only one.
             return self.read_frame_with(frame, out, dec);
-        }
-        let raw = f.raw_len as usize;
-        if out.len() < raw {
-            return Err(ImageError::BufferTooSmall {
-                need: raw as u64,
-                got: out.len() as u64,
-            });
         }
         let fail = |check| ImageError::Frame {
             frame,

@@ -5,8 +5,8 @@
 
 use crate::error::{ImageError, Result};
 use crate::format::{
-    DEFAULT_FRAME_SIZE, FORMAT_VERSION, MAX_FRAME_RAW, MAX_HEADER_LEN, Prelude, TRAILER_LEN,
-    Trailer, checksum,
+    DEFAULT_FRAME_SIZE, DEFAULT_LEVEL, FORMAT_VERSION, MAX_FRAME_RAW, MAX_HEADER_LEN, Prelude,
+    TRAILER_LEN, Trailer, checksum,
 };
 use crate::frame::{Codec, EncodedFrame, FrameEncoder, FrameEntry};
 use crate::header::Header;
@@ -19,7 +19,8 @@ pub use parts::FrameInfo;
 /// Writer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterOptions {
-    /// zstd level, or `None` to store every frame raw (`--no-gzip`). Default `Some(1)`.
+    /// zstd level, or `None` to store every frame raw (`--no-gzip`). Default
+    /// `Some(DEFAULT_LEVEL)` (-1).
     pub level: Option<i32>,
     /// Raw bytes per frame, 4 KiB to 4 MiB. Default 4 MiB.
     pub frame_size: usize,
@@ -28,7 +29,7 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
-            level: Some(1),
+            level: Some(DEFAULT_LEVEL),
             frame_size: DEFAULT_FRAME_SIZE,
         }
     }

@@ -35,6 +35,12 @@ pub struct Tuning {
     /// Compression worker processes (`DMTCP_CKPT_THREADS`, default: the CPUs this process may
     /// run on). 1 compresses in the writer itself.
     pub workers: usize,
+    /// zstd level of compressed frames (`DMTCP_ZSTD_LEVEL`, -7..=19, default
+    /// [`dmtcp_image::DEFAULT_LEVEL`]): negative levels trade ratio for speed.
+    pub level: i32,
+    /// Start writeback of the image while it is written, so the final fsync is short
+    /// (`DMTCP_CKPT_WRITEBACK=0` turns it off, to measure).
+    pub early_writeback: bool,
     /// Test hook (`DMTCP_TEST_CKPT_WORKER_CRASH=G`): in checkpoint generation G, the worker
     /// that takes frame 1 kills itself. `write` keeps it only for that generation.
     pub crash_generation: Option<u64>,
@@ -51,12 +57,19 @@ impl Tuning {
         Tuning {
             adaptive: var("DMTCP_GZIP").is_some_and(|v| v.eq_ignore_ascii_case("adaptive")),
             workers,
+            level: var("DMTCP_ZSTD_LEVEL")
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .filter(|l| LEVELS.contains(l))
+                .unwrap_or(dmtcp_image::DEFAULT_LEVEL),
+            early_writeback: var("DMTCP_CKPT_WRITEBACK").is_none_or(|v| v.trim() != "0"),
             crash_generation: var("DMTCP_TEST_CKPT_WORKER_CRASH").and_then(|v| v.parse().ok()),
         }
     }
 }
 
 const MAX_WORKERS: usize = 64;
+/// Accepted `DMTCP_ZSTD_LEVEL` values: zstd's negative levels below -7 barely compress.
+const LEVELS: std::ops::RangeInclusive<i32> = -7..=19;
 
 fn available_cpus() -> usize {
     // SAFETY: sched_getaffinity into a zeroed local set.

@@ -162,7 +162,7 @@ fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteEr
         (true, true) => Compression::Adaptive,
     };
     let opts = WriterOptions {
-        level: (mode != Compression::Off).then_some(LEVEL),
+        level: (mode != Compression::Off).then_some(tuning.level),
         ..WriterOptions::default()
     };
     let mut inc = Incremental::prepare(
@@ -175,6 +175,7 @@ fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteEr
     if let Some((name, data)) = inc.as_ref().and_then(Incremental::parents_section) {
         header.push_section(name, data);
     }
+    let file = Writeback::new(file, tuning.early_writeback);
     let mut w = ImageWriter::new(BufWriter::with_capacity(1 << 20, file), &header, opts)
         .map_err(fmt_err)?;
     let mut pagemap = Pagemap::open().map_err(io_err)?;
@@ -200,25 +201,23 @@ fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteEr
             break;
         }
     }
-    let written =
-        declared.and_then(|()| match inc.as_mut() {
-            Some(inc) => inc
-                .write_pieces(plan.pieces.iter().map(|p| (p.addr, p.len)), &mut w)
-                .map_err(fmt_err),
-            None => compress::write_frames(&plan, &mut w, mode, LEVEL, &tuning, progress).map_err(
-                |err| WriteError::Compress {
-                    path: part.clone(),
-                    err,
-                },
-            ),
-        });
+    let written = declared.and_then(|()| match inc.as_mut() {
+        Some(inc) => inc
+            .write_pieces(plan.pieces.iter().map(|p| (p.addr, p.len)), &mut w)
+            .map_err(fmt_err),
+        None => compress::write_frames(&plan, &mut w, mode, tuning.level, &tuning, progress)
+            .map_err(|err| WriteError::Compress {
+                path: part.clone(),
+                err,
+            }),
+    });
     for (m, prot) in unreadable {
         // SAFETY: restoring the protection `plan_region` changed.
         unsafe { libc::mprotect(m.start as *mut _, m.len() as usize, prot) };
     }
     written?;
     let (bw, stats) = w.finish().map_err(fmt_err)?;
-    let file = bw.into_inner().map_err(|e| io_err(e.into_error()))?;
+    let file = bw.into_inner().map_err(|e| io_err(e.into_error()))?.file;
     let t1 = now_ns();
     file.sync_all().map_err(io_err)?;
     drop(file);
@@ -234,8 +233,54 @@ fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteEr
     })
 }
 
-/// zstd level of compressed images.
-const LEVEL: i32 = 1;
+/// The image file, with writeback of each finished [`WRITEBACK_CHUNK`] started at once
+/// (`sync_file_range`): the disk writes while the compressors work, and the final fsync only
+/// waits for the tail instead of the whole image sitting dirty in the page cache until then.
+struct Writeback {
+    file: std::fs::File,
+    on: bool,
+    written: u64,
+    started: u64,
+}
+
+const WRITEBACK_CHUNK: u64 = 8 << 20;
+
+impl Writeback {
+    fn new(file: std::fs::File, on: bool) -> Self {
+        Writeback {
+            file,
+            on,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl Write for Writeback {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.on && self.written - self.started >= WRITEBACK_CHUNK {
+            use std::os::fd::AsRawFd;
+            // SAFETY: sync_file_range on our own open file: it only queues the range's dirty
+            // pages for writing (no wait); a failure here shows again at the final fsync.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
 
 fn region_meta(m: &Mapping) -> RegionMeta {
     let mut flags = 0;

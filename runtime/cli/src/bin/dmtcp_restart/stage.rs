@@ -6,6 +6,7 @@ use crate::images::Checked;
 use dmtcp_image::{ImageError, Prot, RegionFlags, Storage};
 use dmtcp_restorer::abi::{Range, RegionMove};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -258,11 +259,70 @@ pub fn fill(
     if let Some(p) = progress {
         p.start(bytes);
     }
+    let stop = AtomicBool::new(false);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(image.source());
+    let spans = read_spans(image, &frames);
+    std::thread::scope(|s| {
+        // Reading overlaps decoding: one thread queues the stored bytes of every wanted frame
+        // (in file order) for the page cache while the decoders work, so a cold restart's
+        // decoders seldom wait for the disk. Not with one decoder: that is the exact-ids case
+        // where no extra task may take a pid number a sibling must recreate.
+        if threads > 1 {
+            s.spawn(|| read_ahead(fd, &spans, &stop));
+        }
+        let r = decode_frames(c, staging_of, wanted, threads, &frames, progress);
+        stop.store(true, Ordering::Relaxed);
+        r
+    })?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    Ok(())
+}
+
+/// File ranges holding the stored bytes of `frames`, neighbours merged, at most
+/// [`READ_AHEAD_CHUNK`] each.
+fn read_spans(image: &dmtcp_image::Image<std::fs::File>, frames: &[usize]) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for &k in frames {
+        let f = &image.frames()[k];
+        let (at, len) = (f.offset, u64::from(f.stored_len));
+        match spans.last_mut() {
+            Some((s, l)) if *s + *l == at && *l + len <= READ_AHEAD_CHUNK => *l += len,
+            _ => spans.push((at, len)),
+        }
+    }
+    spans
+}
+
+const READ_AHEAD_CHUNK: u64 = 8 << 20;
+
+fn read_ahead(fd: i32, spans: &[(u64, u64)], stop: &AtomicBool) {
+    for &(at, len) in spans {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // SAFETY: readahead on our own open descriptor: it only fills the page cache (it
+        // returns once the reads are queued); errors just leave the decoders to read.
+        unsafe { libc::readahead(fd, at as libc::off64_t, len as usize) };
+    }
+}
+
+/// Decodes `frames` (see [`fill`]) on `threads` threads.
+fn decode_frames(
+    c: &Checked,
+    staging_of: &[u64],
+    wanted: &[bool],
+    threads: usize,
+    frames: &[usize],
+    progress: Option<&crate::progress::Progress>,
+) -> Result<(), StageError> {
+    let image = &c.image;
     let malformed = |frame: usize| ImageError::Malformed {
         part: dmtcp_image::Part::FrameIndex,
         detail: format!("frame {frame} carries bytes for a region without storage"),
     };
-    image.for_frames_parallel(&frames, threads, |frame, scratch| {
+    image.for_frames_parallel(frames, threads, |frame, scratch| {
         let raw_len = u64::from(image.frames()[frame].raw_len);
         let pieces = image.frame_pieces(frame)?;
         if let [p] = pieces[..]
@@ -305,9 +365,6 @@ pub fn fill(
         }
         Ok(())
     })?;
-    if let Some(p) = progress {
-        p.finish();
-    }
     Ok(())
 }
 
