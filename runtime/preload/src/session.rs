@@ -5,8 +5,8 @@ use crate::raw_lock::RawLock;
 use crate::settings::{COORD_FD, Settings};
 use dmtcp_protocol::frame::{self, FrameError};
 use dmtcp_protocol::{
-    Assignment, ClientError, Connection, CoordMsg, KvOp, KvRequest, Role, UniquePid, WorkerHello,
-    WorkerMsg,
+    Assignment, ClientError, Connection, CoordMsg, KvBatchRequest, KvItem, KvOp, KvRequest, Role,
+    UniquePid, WorkerHello, WorkerMsg,
 };
 use std::io::{self, Read, Write};
 use std::os::fd::IntoRawFd;
@@ -235,6 +235,88 @@ pub fn kv(db: &str, key: &[u8], op: KvOp) -> Result<Option<Vec<u8>>, SessionErro
             CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
             CoordMsg::Kill => return Err(SessionError::Killed),
             other => defer(other, "a key-value reply"),
+        }
+    }
+}
+
+/// Most operations per batch request (keeps a frame far below `MAX_FRAME`).
+const KV_BATCH_MAX: usize = 4096;
+
+/// Many key-value operations in one round trip per [`KV_BATCH_MAX`] (checkpoint thread only,
+/// like [`kv`]): the results in the order of `items`. The coordinator applies the operations
+/// of one request in order, with no other request in between.
+pub fn kv_batch(items: Vec<KvItem>) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<KvItem> = items.by_ref().take(KV_BATCH_MAX).collect();
+        let n = chunk.len();
+        let id = KV_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        send(&WorkerMsg::KvBatch(KvBatchRequest { id, items: chunk }))?;
+        let results = loop {
+            match recv()? {
+                CoordMsg::KvBatch(r) if r.id == id => break r.results,
+                CoordMsg::Fatal { message } => return Err(SessionError::Fatal(message)),
+                CoordMsg::Kill => return Err(SessionError::Killed),
+                other => defer(other, "a key-value batch reply"),
+            }
+        };
+        if results.len() != n {
+            return Err(SessionError::Fatal(format!(
+                "key-value batch: {} results for {n} operations",
+                results.len()
+            )));
+        }
+        for r in results {
+            out.push(r.map_err(|e| SessionError::Fatal(e.to_string()))?);
+        }
+    }
+    Ok(out)
+}
+
+/// A [`KvItem`] of database `db`.
+pub fn kv_item(db: &str, key: impl Into<Vec<u8>>, op: KvOp) -> KvItem {
+    KvItem {
+        db: db.into(),
+        key: key.into(),
+        op,
+    }
+}
+
+/// Values read in one [`kv_batch`] round trip, for lookups after a barrier (when the values no
+/// longer change). A key that was not fetched is read with [`kv`].
+pub struct KvPrefetch {
+    db: String,
+    values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl KvPrefetch {
+    pub fn fetch(db: &str, keys: Vec<Vec<u8>>) -> Result<Self, SessionError> {
+        let items = keys
+            .iter()
+            .map(|k| kv_item(db, k.clone(), KvOp::Get))
+            .collect();
+        let values = keys.into_iter().zip(kv_batch(items)?).collect();
+        Ok(Self {
+            db: db.into(),
+            values,
+        })
+    }
+
+    /// Fetches `keys` too, in one more round trip.
+    pub fn more(&mut self, keys: Vec<Vec<u8>>) -> Result<(), SessionError> {
+        let items = keys
+            .iter()
+            .map(|k| kv_item(&self.db, k.clone(), KvOp::Get))
+            .collect();
+        self.values.extend(keys.into_iter().zip(kv_batch(items)?));
+        Ok(())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SessionError> {
+        match self.values.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => kv(&self.db, key, KvOp::Get),
         }
     }
 }

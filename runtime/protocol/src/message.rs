@@ -152,6 +152,9 @@ pub enum WorkerMsg {
         done: u64,
         total: u64,
     },
+    /// Several key-value operations in one round trip (added after `Kv`; a coordinator that
+    /// predates it drops the connection on it).
+    KvBatch(KvBatchRequest),
 }
 
 /// One process's checkpoint, phase by phase, in microseconds: `suspend` freezing the threads,
@@ -207,6 +210,8 @@ pub enum CoordMsg {
     Fatal {
         message: String,
     },
+    /// The answer to a [`WorkerMsg::KvBatch`].
+    KvBatch(KvBatchResponse),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +251,29 @@ pub enum KvOp {
 pub struct KvResponse {
     pub id: u64,
     pub result: Result<Option<Vec<u8>>, KvError>,
+}
+
+/// One operation of a [`KvBatchRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvItem {
+    pub db: String,
+    pub key: Vec<u8>,
+    pub op: KvOp,
+}
+
+/// Operations applied in order, as one step (no other request runs in between); `id` pairs
+/// it with its response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvBatchRequest {
+    pub id: u64,
+    pub items: Vec<KvItem>,
+}
+
+/// One result per item, in the request's order (each as [`KvResponse::result`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvBatchResponse {
+    pub id: u64,
+    pub results: Vec<Result<Option<Vec<u8>>, KvError>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

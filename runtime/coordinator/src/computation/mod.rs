@@ -9,8 +9,8 @@ use crate::restart_script::{self, RestartScript};
 use dmtcp_protocol::ids::host_id;
 use dmtcp_protocol::{
     Assignment, CheckpointOrder, CheckpointSummary, CkptMode, CkptPhases, CkptProgress, Command,
-    CommandReply, CommandStatus, CompId, CoordMsg, KvResponse, RejectReason, Rejected,
-    RestartHello, UniquePid, WorkerHello, WorkerInfo, WorkerMsg, WorkerState,
+    CommandReply, CommandStatus, CompId, CoordMsg, KvBatchResponse, KvResponse, RejectReason,
+    Rejected, RestartHello, UniquePid, WorkerHello, WorkerInfo, WorkerMsg, WorkerState,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -513,6 +513,20 @@ impl Computation {
                 out.push(Action::Send(
                     conn,
                     CoordMsg::Kv(KvResponse { id: req.id, result }),
+                ));
+            }
+            WorkerMsg::KvBatch(req) => {
+                let results = req
+                    .items
+                    .into_iter()
+                    .map(|i| self.kv.apply(&i.db, &i.key, i.op))
+                    .collect();
+                out.push(Action::Send(
+                    conn,
+                    CoordMsg::KvBatch(KvBatchResponse {
+                        id: req.id,
+                        results,
+                    }),
                 ));
             }
             WorkerMsg::RequestCheckpoint => {

@@ -1,7 +1,7 @@
 //! Unit tests of the state machine: each drives it with inputs and checks the actions.
 
 use super::*;
-use dmtcp_protocol::{KvOp, KvRequest};
+use dmtcp_protocol::{KvBatchRequest, KvItem, KvOp, KvRequest};
 
 fn now0() -> Now {
     Now {
@@ -261,6 +261,84 @@ fn kv_requests_are_answered_to_the_sender() {
             })
         )]
     );
+}
+
+#[test]
+fn kv_batches_apply_in_order_and_share_the_store() {
+    let (mut c, now) = with_workers(CompConfig::default(), 2);
+    let item = |key: &[u8], op| KvItem {
+        db: "/x".into(),
+        key: key.to_vec(),
+        op,
+    };
+    c.message(1, kv_single(b"n", KvOp::IncrBy(2)), now);
+    let batch = WorkerMsg::KvBatch(KvBatchRequest {
+        id: 12,
+        items: vec![
+            item(b"n", KvOp::IncrBy(1)),
+            item(b"h:3", KvOp::Set(b"40000".to_vec())),
+            item(b"h:3", KvOp::Get),
+            item(b"m", KvOp::Min(5)),
+            item(b"m", KvOp::Min(9)),
+            item(b"h:3", KvOp::IncrBy(1)),
+            item(b"absent", KvOp::Get),
+        ],
+    });
+    let acts = c.message(2, batch, now);
+    assert_eq!(
+        acts,
+        vec![Action::Send(
+            2,
+            CoordMsg::KvBatch(KvBatchResponse {
+                id: 12,
+                results: vec![
+                    Ok(Some(b"3".to_vec())),
+                    Ok(None),
+                    Ok(Some(b"40000".to_vec())),
+                    Ok(Some(b"5".to_vec())),
+                    Ok(Some(b"5".to_vec())),
+                    Ok(Some(b"40001".to_vec())),
+                    Ok(None),
+                ],
+            })
+        )]
+    );
+    // A single request sees what the batch wrote.
+    let acts = c.message(1, kv_single(b"h:3", KvOp::Get), now);
+    assert_eq!(
+        acts,
+        vec![Action::Send(
+            1,
+            CoordMsg::Kv(KvResponse {
+                id: 1,
+                result: Ok(Some(b"40001".to_vec()))
+            })
+        )]
+    );
+    // An empty batch gets an empty answer.
+    let empty = WorkerMsg::KvBatch(KvBatchRequest {
+        id: 13,
+        items: vec![],
+    });
+    assert_eq!(
+        c.message(1, empty, now),
+        vec![Action::Send(
+            1,
+            CoordMsg::KvBatch(KvBatchResponse {
+                id: 13,
+                results: vec![]
+            })
+        )]
+    );
+}
+
+fn kv_single(key: &[u8], op: KvOp) -> WorkerMsg {
+    WorkerMsg::Kv(KvRequest {
+        id: 1,
+        db: "/x".into(),
+        key: key.to_vec(),
+        op,
+    })
 }
 
 fn written(c: &mut Computation, conn: ConnId, now: Now) -> Vec<Action> {

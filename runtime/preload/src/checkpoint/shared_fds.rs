@@ -143,39 +143,57 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
         }
     };
     let key = |what: &str, ino: u64| format!("{generation}:{what}:{ino}");
-    for (&ino, &(_, readable)) in &held {
-        let idx = number(session::kv(DB, key("n", ino).as_bytes(), KvOp::IncrBy(1))?)
+    // Two round trips for all pipes: the holder counts (each holder's index), then the rest.
+    let counts = held
+        .keys()
+        .map(|&ino| session::kv_item(DB, key("n", ino), KvOp::IncrBy(1)))
+        .collect();
+    let idxs = session::kv_batch(counts)?;
+    let mut publish = Vec::new();
+    for ((&ino, &(_, readable)), idx) in held.iter().zip(idxs) {
+        let idx = number(idx)
             .ok_or_else(|| SharedError::Protocol("holder count is not a number".into()))?;
-        session::kv(
-            DB,
-            format!("{generation}:h:{ino}:{idx}").as_bytes(),
-            KvOp::Set(me.to_string().into_bytes()),
-        )?;
-        session::kv(DB, key("any", ino).as_bytes(), KvOp::Min(me as i64))?;
+        let me_s = me.to_string().into_bytes();
+        let h = format!("{generation}:h:{ino}:{idx}");
+        publish.push(session::kv_item(DB, h, KvOp::Set(me_s)));
+        publish.push(session::kv_item(DB, key("any", ino), KvOp::Min(me as i64)));
         if readable {
-            session::kv(DB, key("rd", ino).as_bytes(), KvOp::Min(me as i64))?;
+            publish.push(session::kv_item(DB, key("rd", ino), KvOp::Min(me as i64)));
         }
     }
+    session::kv_batch(publish)?;
     desc::publish(generation, me, pid, &cands)?;
     session::barrier("DMT:PIPES")?;
     let (leads, recvs) = desc::resolve(generation, me, pid, &cands)?;
+    // Two round trips: counts and leaders of every pipe, then the holders of the shared ones.
+    let first = held
+        .keys()
+        .flat_map(|&ino| ["n", "rd", "any"].map(|w| key(w, ino).into_bytes()))
+        .collect();
+    let mut pre = session::KvPrefetch::fetch(DB, first)?;
+    let mut entries = Vec::new();
+    for &ino in held.keys() {
+        let n = number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
+        for i in (1..=n).filter(|_| n > 1) {
+            entries.push(format!("{generation}:h:{ino}:{i}").into_bytes());
+        }
+    }
+    pre.more(entries)?;
     let mut shared = Vec::new();
     for (&ino, &(fifo, _)) in &held {
-        let n = number(session::kv(DB, key("n", ino).as_bytes(), KvOp::Get)?).unwrap_or(0);
+        let n = number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
         if n < 2 {
             continue;
         }
-        let leader = match number(session::kv(DB, key("rd", ino).as_bytes(), KvOp::Get)?) {
+        let leader = match number(pre.get(key("rd", ino).as_bytes())?) {
             Some(v) => v,
-            None => {
-                number(session::kv(DB, key("any", ino).as_bytes(), KvOp::Get)?).unwrap_or(me as i64)
-            }
+            None => number(pre.get(key("any", ino).as_bytes())?).unwrap_or(me as i64),
         } as i32;
         let mut others = Vec::new();
         if leader == me && !fifo {
             for i in 1..=n {
                 let k = format!("{generation}:h:{ino}:{i}");
-                if let Some(v) = number(session::kv(DB, k.as_bytes(), KvOp::Get)?)
+                if let Some(v) = number(pre.get(k.as_bytes())?)
                     && v as i32 != me
                     && !others.contains(&(v as i32))
                 {

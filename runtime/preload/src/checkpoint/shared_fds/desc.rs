@@ -148,26 +148,38 @@ pub fn publish(generation: u32, me: i32, pid: i32, cands: &[Candidate]) -> Resul
             .or_default()
             .push(c);
     }
-    for (key, members) in groups {
-        let idx = number(session::kv(DB, key.as_bytes(), KvOp::IncrBy(1))?)
+    // Two round trips in all: the holder counts (each group's index), then the entries.
+    let counts = groups
+        .keys()
+        .map(|key| session::kv_item(DB, key.as_str(), KvOp::IncrBy(1)))
+        .collect();
+    let idxs = session::kv_batch(counts)?;
+    let mut entries = Vec::new();
+    for ((key, members), idx) in groups.into_iter().zip(idxs) {
+        let idx = number(idx)
             .ok_or_else(|| SharedError::Protocol("holder count is not a number".into()))?;
         let mut value = format!("{me} {pid}");
         for c in &members {
             let m = matches!(c.group, Group::Pty { master: true, .. });
             value.push_str(&format!(" {}{}", if m { "m" } else { "" }, c.fd));
         }
-        session::kv(
+        entries.push(session::kv_item(
             DB,
-            format!("{key}:{idx}").as_bytes(),
+            format!("{key}:{idx}"),
             KvOp::Set(value.into_bytes()),
-        )?;
+        ));
         if members
             .iter()
             .any(|c| matches!(c.group, Group::Pty { master: true, .. }))
         {
-            session::kv(DB, format!("{key}:m").as_bytes(), KvOp::Min(me as i64))?;
+            entries.push(session::kv_item(
+                DB,
+                format!("{key}:m"),
+                KvOp::Min(me as i64),
+            ));
         }
     }
+    session::kv_batch(entries)?;
     Ok(())
 }
 
@@ -193,17 +205,39 @@ fn parse_holder(v: &[u8]) -> Option<Holder> {
     Some(Holder { vpid, pid, fds })
 }
 
-fn holders(key: &str) -> Result<Vec<Holder>, SharedError> {
-    let n = number(session::kv(DB, key.as_bytes(), KvOp::Get)?).unwrap_or(0);
+/// The entries of group `key`, from `pre` (see [`prefetch`]).
+fn holders(key: &str, pre: &session::KvPrefetch) -> Result<Vec<Holder>, SharedError> {
+    let n = number(pre.get(key.as_bytes())?).unwrap_or(0);
     let mut out = Vec::new();
     for i in 1..=n {
-        if let Some(v) = session::kv(DB, format!("{key}:{i}").as_bytes(), KvOp::Get)?
+        if let Some(v) = pre.get(format!("{key}:{i}").as_bytes())?
             && let Some(h) = parse_holder(&v)
         {
             out.push(h);
         }
     }
     Ok(out)
+}
+
+/// After the barrier, in two round trips: every group's count and pty master, then the
+/// entries of the groups held by several processes.
+fn prefetch<'a>(
+    keys: impl Iterator<Item = &'a String> + Clone,
+) -> Result<session::KvPrefetch, SharedError> {
+    let first = keys
+        .clone()
+        .flat_map(|k| [k.clone().into_bytes(), format!("{k}:m").into_bytes()])
+        .collect();
+    let mut pre = session::KvPrefetch::fetch(DB, first)?;
+    let mut entries = Vec::new();
+    for k in keys {
+        let n = number(pre.get(k.as_bytes())?).unwrap_or(0);
+        for i in (1..=n).filter(|_| n > 1) {
+            entries.push(format!("{k}:{i}").into_bytes());
+        }
+    }
+    pre.more(entries)?;
+    Ok(pre)
 }
 
 /// After the barrier: what this process leads and what it receives.
@@ -222,12 +256,12 @@ pub fn resolve(
     }
     let mut leads: BTreeMap<Key, Vec<i32>> = BTreeMap::new();
     let mut recvs: BTreeMap<Key, Vec<RawFd>> = BTreeMap::new();
+    let pre = prefetch(groups.keys())?;
     for (key, mine) in groups {
         if let Group::Pty { index, .. } = mine[0].group {
             // Checked first: a terminal from outside (no master in the computation, the
             // common case of every process's stdio) needs no holder list.
-            let Some(leader) = number(session::kv(DB, format!("{key}:m").as_bytes(), KvOp::Get)?)
-            else {
+            let Some(leader) = number(pre.get(format!("{key}:m").as_bytes())?) else {
                 continue;
             };
             let k = Key::Pty {
@@ -235,7 +269,7 @@ pub fn resolve(
                 index,
             };
             if leader as i32 == me {
-                let to: Vec<i32> = holders(&key)?
+                let to: Vec<i32> = holders(&key, &pre)?
                     .into_iter()
                     .map(|h| h.vpid)
                     .filter(|&v| v != me)
@@ -251,7 +285,7 @@ pub fn resolve(
             }
             continue;
         }
-        let others: Vec<Holder> = holders(&key)?
+        let others: Vec<Holder> = holders(&key, &pre)?
             .into_iter()
             .filter(|h| h.vpid != me)
             .collect();

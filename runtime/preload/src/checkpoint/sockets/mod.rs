@@ -238,43 +238,61 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     }
     let g = generation;
     let own = |ino: u64| format!("{g}:own:{stack}:{ino}");
-    for s in &socks {
-        let idx = number(session::kv(
+    // Key-value traffic in batches, a few round trips in all rather than several per socket:
+    // the holder counts first (each holder's index), then everything else it publishes.
+    let counts = socks
+        .iter()
+        .map(|s| session::kv_item(DB, format!("{}:n", own(s.ino)), KvOp::IncrBy(1)))
+        .collect();
+    let idxs = session::kv_batch(counts)?;
+    let mut publish = Vec::new();
+    for (s, idx) in socks.iter().zip(idxs) {
+        let idx = number(idx).unwrap_or(1);
+        let me_s = me.to_string().into_bytes();
+        publish.push(session::kv_item(
             DB,
-            format!("{}:n", own(s.ino)).as_bytes(),
-            KvOp::IncrBy(1),
-        )?)
-        .unwrap_or(1);
-        session::kv(
-            DB,
-            format!("{}:h:{idx}", own(s.ino)).as_bytes(),
-            KvOp::Set(me.to_string().into_bytes()),
-        )?;
+            format!("{}:h:{idx}", own(s.ino)),
+            KvOp::Set(me_s),
+        ));
         if let Some((mine, _)) = s.end_keys(&stack) {
-            session::kv(
+            publish.push(session::kv_item(
                 DB,
-                format!("{g}:end:{mine}").as_bytes(),
+                format!("{g}:end:{mine}"),
                 KvOp::Min(me as i64),
-            )?;
+            ));
             if let Some(p) = s.unix_peer.filter(|_| s.ty == libc::SOCK_DGRAM) {
-                let k = format!("{g}:upeer:{mine}");
-                session::kv(DB, k.as_bytes(), KvOp::Set(p.to_string().into_bytes()))?;
+                let v = p.to_string().into_bytes();
+                publish.push(session::kv_item(
+                    DB,
+                    format!("{g}:upeer:{mine}"),
+                    KvOp::Set(v),
+                ));
             }
         }
     }
+    session::kv_batch(publish)?;
     session::barrier("DMT:SOCKETS")?;
-    for s in socks.iter_mut() {
-        let n = number(session::kv(
-            DB,
-            format!("{}:n", own(s.ino)).as_bytes(),
-            KvOp::Get,
-        )?)
-        .unwrap_or(1);
-        // Held by several processes: the smallest vpid leads (one read per holder, only then).
+    let counts = socks
+        .iter()
+        .map(|s| format!("{}:n", own(s.ino)).into_bytes())
+        .collect();
+    let mut holders = session::KvPrefetch::fetch(DB, counts)?;
+    // Held by several processes: the smallest vpid leads (the holder lists, only then).
+    let mut lists = Vec::new();
+    for s in &socks {
+        let n = number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
+        for i in (1..=n).filter(|_| n > 1) {
+            lists.push(format!("{}:h:{i}", own(s.ino)).into_bytes());
+        }
+    }
+    holders.more(lists)?;
+    let mut led = Vec::new();
+    for (k, s) in socks.iter_mut().enumerate() {
+        let n = number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
         let mut leader = me;
         for i in (1..=n).filter(|_| n > 1) {
-            let k = format!("{}:h:{i}", own(s.ino));
-            if let Some(v) = number(session::kv(DB, k.as_bytes(), KvOp::Get)?).map(|v| v as i32)
+            let key = format!("{}:h:{i}", own(s.ino));
+            if let Some(v) = number(holders.get(key.as_bytes())?).map(|v| v as i32)
                 && v != me
                 && !s.others.contains(&v)
             {
@@ -285,9 +303,24 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         if leader != me {
             s.role = Role::Follower;
             s.others.clear();
-            continue;
+        } else {
+            led.push(k);
         }
-        s.role = classify(s, &stack, g)?;
+    }
+    // What `classify` reads of the sockets this process leads, in one round trip.
+    let mut wanted = Vec::new();
+    for s in led.iter().map(|&k| &socks[k]) {
+        if let Some((_, peer_key)) = s.end_keys(&stack) {
+            wanted.push(format!("{g}:end:{peer_key}").into_bytes());
+            if s.domain == libc::AF_UNIX && s.ty == libc::SOCK_DGRAM {
+                wanted.push(format!("{g}:upeer:{peer_key}").into_bytes());
+            }
+        }
+    }
+    let published = session::KvPrefetch::fetch(DB, wanted)?;
+    for k in led {
+        let s = &mut socks[k];
+        s.role = classify(s, &stack, g, &published)?;
         crate::debug!("socket fd {} ({}): {:?}", s.fd, s.ino, s.role);
     }
     // A killed process's connections linger in TIME_WAIT on their ports; with SO_REUSEADDR
@@ -319,13 +352,18 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
         }
         s.drained.eof = s.domain == libc::AF_UNIX || sys::tcp_state(s.fd) == Some(TCP_CLOSE_WAIT);
     }
+    let bl_key = |s: &Sock| format!("{g}:bl:{}", s.end_keys(&stack).unwrap_or_default().0);
+    let backlogged = socks
+        .iter()
+        .filter(|s| s.role == Role::External && s.tcp())
+        .map(|s| bl_key(s).into_bytes())
+        .collect();
+    let backlogged = session::KvPrefetch::fetch(DB, backlogged)?;
     for s in socks
         .iter_mut()
         .filter(|s| s.role == Role::External && s.tcp())
     {
-        let (mine, _) = s.end_keys(&stack).unwrap_or_default();
-        let k = format!("{g}:bl:{mine}");
-        if let Some(v) = session::kv(DB, k.as_bytes(), KvOp::Get)? {
+        if let Some(v) = backlogged.get(bl_key(s).as_bytes())? {
             s.role = Role::Backlog {
                 listener: String::from_utf8_lossy(&v).into_owned(),
             };
@@ -400,10 +438,11 @@ fn take_backlogs(socks: &[Sock], g: u32) -> Result<Vec<(OwnedFd, Drained)>, Sock
         if mine.is_empty() {
             continue;
         }
-        let mut all_ours = true;
-        for k in &mine {
-            all_ours &= session::kv(DB, format!("{g}:end:{k}").as_bytes(), KvOp::Get)?.is_some();
-        }
+        let ends = mine
+            .iter()
+            .map(|k| session::kv_item(DB, format!("{g}:end:{k}"), KvOp::Get))
+            .collect();
+        let all_ours = session::kv_batch(ends)?.iter().all(Option::is_some);
         if !all_ours {
             crate::warn!(
                 "socket fd {}: a connection from outside waits in the backlog; the waiting connections stay as they are",
@@ -446,7 +485,13 @@ pub fn absent() -> Result<(), SessionError> {
     Ok(())
 }
 
-fn classify(s: &Sock, stack: &str, g: u32) -> Result<Role, SocketError> {
+/// `published`: the end and datagram-peer keys, fetched in one batch after the barrier.
+fn classify(
+    s: &Sock,
+    stack: &str,
+    g: u32,
+    published: &session::KvPrefetch,
+) -> Result<Role, SocketError> {
     if s.listening {
         return Ok(Role::Listener);
     }
@@ -469,21 +514,13 @@ fn classify(s: &Sock, stack: &str, g: u32) -> Result<Role, SocketError> {
             Role::Plain
         });
     }
-    let peer = number(session::kv(
-        DB,
-        format!("{g}:end:{peer_key}").as_bytes(),
-        KvOp::Get,
-    )?);
+    let peer = number(published.get(format!("{g}:end:{peer_key}").as_bytes())?);
     let Some(peer) = peer else {
         return Ok(Role::External);
     };
     if s.domain == libc::AF_UNIX && s.ty == libc::SOCK_DGRAM {
         // Mutual (a socketpair) or one-way (connected to someone's bound socket)?
-        let back = number(session::kv(
-            DB,
-            format!("{g}:upeer:{peer_key}").as_bytes(),
-            KvOp::Get,
-        )?);
+        let back = number(published.get(format!("{g}:upeer:{peer_key}").as_bytes())?);
         if back != Some(s.ino as i64) {
             return Ok(if s.peer.as_ref().and_then(Addr::unix_file).is_some() {
                 Role::DgramToPath
