@@ -195,12 +195,40 @@ unsafe extern "C" {
     static __rseq_size: u32;
 }
 
+/// The number of tasks of this process (`Threads:` of /proc/self/status), if readable.
+fn task_count() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits (up to 2 s) until this thread is the process's only task. `std::thread::scope` (the
+/// image reader's and the stager's workers) returns once the workers' closures are done, not
+/// once their tasks have exited; a task still exiting when the restorer unmaps this program's
+/// memory faults, and its SIGSEGV kills the restored process (seen about once in 100
+/// restarts).
+fn wait_single_threaded() {
+    for _ in 0..2000 {
+        if task_count().is_none_or(|n| n <= 1) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    tracing::warn!("other threads of dmtcp_restart are still running before the restorer");
+}
+
 /// The point of no return: block every signal, leave glibc's rseq registration (its area is
 /// about to be unmapped), and enter the restorer on the hole's stack.
 ///
 /// # Safety
-/// The hole holds the restorer and a valid argument block; this process is single-threaded.
+/// The hole holds the restorer and a valid argument block; this process is single-threaded
+/// (worker tasks still exiting are waited for here).
 pub unsafe fn jump(entry: u64, args: u64) -> ! {
+    wait_single_threaded();
     // SAFETY: a full mask, then rseq unregistration with glibc's own parameters.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
