@@ -113,6 +113,10 @@ pub struct RestorerArgs {
 /// `RestartInfo::flags`: recreate threads with their checkpoint-time tids (`clone3` set_tid),
 /// which works inside the fresh pid namespace the launcher made.
 pub const RESTART_EXACT_TIDS: u64 = 1;
+/// `RestartInfo::flags`: some regions were left to a lazy-restart pager (userfaultfd), so the
+/// runtime must hold forks and checkpoints until they are loaded. Without it the runtime knows
+/// at once that nothing is pending, instead of scanning `/proc/self/smaps` on every restart.
+pub const RESTART_LAZY: u64 = 2;
 
 /// What the restored runtime library learns from `dmtcp_restart`, at `entry_arg`.
 #[repr(C)]

@@ -4,7 +4,9 @@
 //! `UFFD_FEATURE_EVENT_FORK`, which needs privileges, the child would see zeros where pages are
 //! still missing) and a checkpoint (the pagemap scan would take missing pages for untouched
 //! ones and save them as holes). Both wait here; once no mapping is registered any more
-//! (`um` in `/proc/self/smaps` VmFlags) the check costs one relaxed load.
+//! (`um` in `/proc/self/smaps` VmFlags) the check costs one relaxed load. `dmtcp_restart` says
+//! whether it started a pager (`RESTART_LAZY`), so an eager restart never reads smaps (a walk
+//! of every page table, milliseconds for a large process, on the path to the first instruction).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,9 +14,17 @@ use std::time::Duration;
 /// Set after a restart while some mapping is still registered with userfaultfd.
 static LOADING: AtomicBool = AtomicBool::new(false);
 
-/// After a restart: is memory still arriving?
+/// Did `dmtcp_restart` leave memory to a pager? Set by the restart entry, before any thread.
+static PAGER: AtomicBool = AtomicBool::new(false);
+
+/// Restart entry: whether this restart started a pager (`RESTART_LAZY`).
+pub fn note_pager(lazy: bool) {
+    PAGER.store(lazy, Ordering::Release);
+}
+
+/// After a restart: is memory still arriving? Only a lazy restart can say yes.
 pub fn note_restart() {
-    LOADING.store(registered(), Ordering::Release);
+    LOADING.store(PAGER.load(Ordering::Acquire), Ordering::Release);
 }
 
 /// Returns once no mapping waits for the pager. If the pager dies, its watcher kills this

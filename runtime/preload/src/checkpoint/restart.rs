@@ -12,7 +12,7 @@ use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use dmtcp_restorer::abi::{
-    CloneArgs, EXIT_RESTORE_FAILED, RESTART_EXACT_TIDS, RESTART_MAGIC, RestartInfo,
+    CloneArgs, EXIT_RESTORE_FAILED, RESTART_EXACT_TIDS, RESTART_LAZY, RESTART_MAGIC, RestartInfo,
 };
 use dmtcp_restorer::sys::{self, LineBuf};
 
@@ -126,6 +126,7 @@ pub unsafe extern "C" fn dmtcp_restart_entry(info: u64) -> ! {
     process::apply();
 
     let exact = info.flags & RESTART_EXACT_TIDS != 0;
+    super::lazy_wait::note_pager(info.flags & RESTART_LAZY != 0);
     crate::vids::sync::note_restart_mode(exact);
     for (i, r) in slots.iter().enumerate() {
         if Some(i) == main || !r.frozen {

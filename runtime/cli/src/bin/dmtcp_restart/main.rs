@@ -24,10 +24,23 @@ use dmtcp_cli::{die, find_shipped};
 use dmtcp_protocol::{
     Assignment, Connection, CoordMsg, KvOp, KvRequest, RestartHello, Role, WorkerMsg,
 };
-use dmtcp_restorer::abi::{HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, Range};
+use dmtcp_restorer::abi::{
+    HOLE_LEN, HOLE_START, KernelArea, RESTART_EXACT_TIDS, RESTART_LAZY, Range,
+};
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// When this command started: the start-up path logs each step's elapsed time (debug level,
+/// `DMTCP_LOG=debug`) so the fixed cost of a restart can be broken down.
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Logs that the start-up path reached `step`, with the milliseconds since the command began.
+fn mark(step: &str) {
+    let ms = STARTED.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(elapsed_ms = format_args!("{ms:.1}"), "restart: {step}");
+}
 
 /// The runtime's protected descriptors (see runtime/preload/src/settings.rs).
 const COORD_FD: i32 = 821;
@@ -133,6 +146,7 @@ fn env_flag(name: &str) -> bool {
 }
 
 fn main() {
+    STARTED.get_or_init(Instant::now);
     let args = Args::parse();
     let quiet = args.quiet || env_flag("DMTCP_QUIET");
     dmtcp_cli::init_logging(quiet);
@@ -162,7 +176,9 @@ fn main() {
         }
     }
 
+    mark("images checked");
     let coord = args.coord.connect(quiet);
+    mark("coordinator found or started");
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var(dmtcp_protocol::auth::SECRET_ENV, &coord.secret_env) };
 
@@ -176,6 +192,7 @@ fn main() {
         );
     }
     let exact = exact_ids(&args, &checked, quiet);
+    mark("pid mode chosen");
     let tree = tree::build(&checked);
     // Created before the tree is forked, so every restored process inherits them.
     let shared = shm::prepare(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
@@ -196,6 +213,7 @@ fn main() {
     let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {
         dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
+        mark("in the pid namespace");
         if !ipc.is_empty() {
             let all: Vec<&images::Checked> = slots.iter().flatten().collect();
             sysv::recreate(&ipc, &all).unwrap_or_else(|e| die(1, e));
@@ -377,6 +395,29 @@ fn publish_moved_ids(conn: &mut Connection, pairs: &[(i32, i32)]) {
     }
 }
 
+/// The lazy restart could not start (no userfaultfd here): loads the lazy regions now.
+fn load_now(
+    c: &images::Checked,
+    staged: &stage::Staged,
+    threads: usize,
+    progress: Option<&progress::Progress>,
+    name: &str,
+    quiet: bool,
+    e: lazy::LazyError,
+) {
+    if !quiet {
+        eprintln!(
+            "dmtcp_restart: {name}: lazy restart is not possible: {e}; loading all memory now"
+        );
+    }
+    let mut wanted = vec![false; staged.staging_of.len()];
+    for &i in &staged.lazy {
+        wanted[i] = true;
+    }
+    stage::fill(c, &staged.staging_of, &wanted, threads, progress)
+        .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+}
+
 fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &[(i32, i32)]) -> ! {
     let (args, host, port, num_peers, exact, shared) = (
         ctx.args,
@@ -448,20 +489,14 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &
     };
     let staged = stage::stage(&c, &reserved, shared, &opts)
         .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
-    if !staged.lazy.is_empty()
-        && let Err(e) = lazy::start(&c, &staged, exact, quiet)
-    {
-        if !quiet {
-            eprintln!(
-                "dmtcp_restart: {name}: lazy restart is not possible: {e}; loading all memory now"
-            );
+    mark("memory staged");
+    let mut paged = false;
+    if !staged.lazy.is_empty() {
+        match lazy::start(&c, &staged, exact, quiet) {
+            Ok(()) => paged = true,
+            Err(e) => load_now(&c, &staged, threads, progress.as_ref(), &name, quiet, e),
         }
-        let mut wanted = vec![false; staged.staging_of.len()];
-        for &i in &staged.lazy {
-            wanted[i] = true;
-        }
-        stage::fill(&c, &staged.staging_of, &wanted, threads, progress.as_ref())
-            .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+        mark("pager started");
     }
     let restorer = find_shipped("dmtcp_restorer").unwrap_or_else(|| {
         die(
@@ -470,6 +505,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &
         )
     });
     let entry = hole::load_restorer(&restorer).unwrap_or_else(|e| die(1, e));
+    mark("restorer loaded");
 
     // The image is staged and verified: now join the coordinator.
     let hello = RestartHello {
@@ -491,6 +527,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &
         Some(Duration::from_secs(30)),
     )
     .unwrap_or_else(|e| die(1, format_args!("{name}: {e}")));
+    mark("joined the coordinator");
     let mut new_assignment = welcome.unwrap_or_else(|| die(1, "the coordinator sent no identity"));
     new_assignment.generation = new_assignment.generation.max(assignment.generation);
     let assignment_bytes = postcard::to_stdvec(&new_assignment).unwrap_or_default();
@@ -520,7 +557,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &
                 .into_owned()
         })
         .unwrap_or_default();
-    let flags = if exact { RESTART_EXACT_TIDS } else { 0 };
+    let flags = if exact { RESTART_EXACT_TIDS } else { 0 } | if paged { RESTART_LAZY } else { 0 };
     let image_path = c.path.to_string_lossy().into_owned();
     let plan = hole::Plan {
         keep,
@@ -554,6 +591,7 @@ fn restart_one(c: images::Checked, ctx: &Ctx, kernel: &[KernelArea; 3], moved: &
         libc::close(fd);
         libc::dup3(2, LOG_FD, libc::O_CLOEXEC);
     }
+    mark("entering the restorer");
     tracing::debug!("entering the restorer for {image_path}");
     // SAFETY: the hole holds the restorer and its arguments; we are single-threaded.
     unsafe { hole::jump(entry, args_addr) }
