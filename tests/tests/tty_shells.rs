@@ -14,7 +14,10 @@ use dmtcp_tests::{Env, QUICK};
 /// shell runs (`/proc/<pid>/stat` fields 5 and 8).
 const JOBCTL: &str = "sh -c 'set -- $(cat /proc/$$/stat); echo \"pg=$5 fg=$8 pid=$$\"'\n";
 
-/// Checks the `pg= fg= pid=` line after `mark`: own group, in the foreground.
+/// Checks the `pg= fg= pid=` line after `mark`: own group, in the foreground. Returns once
+/// the shell printed its next prompt: it has reaped the job and taken the terminal back (a
+/// checkpoint before that saw the job's group in the foreground, so the restored shell got no
+/// SIGWINCH, or caught the job exiting).
 fn assert_job_control(pty: &mut Pty, mark: usize) {
     let deadline = std::time::Instant::now() + QUICK;
     let line = loop {
@@ -25,7 +28,8 @@ fn assert_job_control(pty: &mut Pty, mark: usize) {
             .filter_map(|l| l.find("pg=").map(|i| &l[i..]))
             .find(|l| l[3..].starts_with(|c: char| c.is_ascii_digit()));
         if let Some(l) = found
-            && text.contains(&format!("{l}\n"))
+            && let Some(at) = text.find(&format!("{l}\n"))
+            && text[at + l.len()..].contains("$ ")
         {
             break l.trim().to_string();
         }
