@@ -191,11 +191,31 @@ fn main() {
             format_args!("--computation-size {n} is smaller than the {num_peers} images given"),
         );
     }
-    let exact = exact_ids(&args, &checked, quiet);
-    mark("pid mode chosen");
+    let mut choice = id_choice(&args, &checked, quiet);
     let tree = tree::build(&checked);
     // Created before the tree is forked, so every restored process inherits them.
     let shared = shm::prepare(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
+    let ipc = sysv::collect(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
+    if !ipc.is_empty() && choice == IdChoice::TryExact {
+        // SysV objects are recreated on different sides of the namespace in the two modes:
+        // decide before, with a probe.
+        choice = if dmtcp_cli::pidns::available() {
+            IdChoice::Exact
+        } else {
+            IdChoice::Virtual
+        };
+    }
+    if !ipc.is_empty() && choice == IdChoice::Virtual {
+        // Virtual ids: a user namespace of our own still lets the SysV ids be exact.
+        sysv::enter_user_namespace().unwrap_or_else(|e| die(1, e));
+        sysv::recreate(&ipc, &checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
+    }
+    let exact = enter_namespace(choice);
+    tracing::info!(
+        "process ids: {} mode",
+        if exact { "namespace" } else { "virtual" }
+    );
+    mark("pid mode chosen (namespace entered in namespace mode)");
     let ctx = Ctx {
         shared: &shared,
         args: &args,
@@ -204,16 +224,8 @@ fn main() {
         num_peers,
         exact,
     };
-    let ipc = sysv::collect(&checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
-    if !ipc.is_empty() && !exact {
-        // Virtual ids: a user namespace of our own still lets the SysV ids be exact.
-        sysv::enter_user_namespace().unwrap_or_else(|e| die(1, e));
-        sysv::recreate(&ipc, &checked.iter().collect::<Vec<_>>()).unwrap_or_else(|e| die(1, e));
-    }
     let mut slots: Vec<Option<images::Checked>> = checked.into_iter().map(Some).collect();
     if exact {
-        dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
-        mark("in the pid namespace");
         if !ipc.is_empty() {
             let all: Vec<&images::Checked> = slots.iter().flatten().collect();
             sysv::recreate(&ipc, &all).unwrap_or_else(|e| die(1, e));
@@ -259,11 +271,43 @@ fn main() {
     die(1, "no image to restart")
 }
 
+/// How the restart gives ids back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdChoice {
+    /// A fresh pid namespace with the saved ids.
+    Exact,
+    /// New real ids, translated by the runtime.
+    Virtual,
+    /// Auto mode: a namespace if one can be made. Tried for real when it is needed rather than
+    /// probed first, which cost a fork and a throw-away namespace on every restart.
+    TryExact,
+}
+
+/// Enters the pid namespace for `choice`; returns whether ids are exact.
+fn enter_namespace(choice: IdChoice) -> bool {
+    match choice {
+        IdChoice::Virtual => false,
+        IdChoice::Exact => {
+            dmtcp_cli::pidns::enter().unwrap_or_else(|e| die(1, e));
+            true
+        }
+        IdChoice::TryExact => match dmtcp_cli::pidns::enter() {
+            Ok(()) => true,
+            // unshare failed and changed nothing: this process is as it was.
+            Err(dmtcp_cli::pidns::NsError::Unshare(e)) => {
+                tracing::debug!("no pid namespace here ({e}): virtual ids");
+                false
+            }
+            Err(e) => die(1, e),
+        },
+    }
+}
+
 /// Exact ids (a fresh pid namespace) or virtual ones (new real ids, translated by the runtime).
 /// The mode comes from `--pid-mode`, else the environment, else the images (the launch's
 /// choice), else auto. Namespace mode where namespaces are off: an error when asked for here,
 /// virtual ids (with a note) when only recorded at launch.
-fn exact_ids(args: &Args, checked: &[images::Checked], quiet: bool) -> bool {
+fn id_choice(args: &Args, checked: &[images::Checked], quiet: bool) -> IdChoice {
     let recorded = checked.iter().find_map(|c| {
         let b = c.image.header().section(PID_MODE_SECTION)?;
         PidMode::parse(std::str::from_utf8(b).ok()?)
@@ -274,10 +318,11 @@ fn exact_ids(args: &Args, checked: &[images::Checked], quiet: bool) -> bool {
     let asked = args.pid_mode.or_else(PidMode::from_env);
     let mode = asked.or(recorded).unwrap_or(PidMode::Auto);
     let possible = || launched_in_ns || dmtcp_cli::pidns::available();
-    let exact = match mode {
-        PidMode::Virtual => false,
-        PidMode::Auto => possible(),
-        PidMode::Namespace if possible() => true,
+    match mode {
+        PidMode::Virtual => IdChoice::Virtual,
+        PidMode::Auto if launched_in_ns => IdChoice::Exact,
+        PidMode::Auto => IdChoice::TryExact,
+        PidMode::Namespace if possible() => IdChoice::Exact,
         PidMode::Namespace if asked.is_some() => die(
             1,
             "--pid-mode=namespace: user namespaces are not available here (use --pid-mode=virtual)",
@@ -288,14 +333,9 @@ fn exact_ids(args: &Args, checked: &[images::Checked], quiet: bool) -> bool {
                     "dmtcp_restart: user namespaces are not available here; using virtual ids"
                 );
             }
-            false
+            IdChoice::Virtual
         }
-    };
-    tracing::info!(
-        "process ids: {} mode",
-        if exact { "namespace" } else { "virtual" }
-    );
-    exact
+    }
 }
 
 /// Threads decompressing an image. With exact ids in a namespace shared by several restored
