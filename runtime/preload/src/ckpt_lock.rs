@@ -24,6 +24,9 @@ pub fn freezes() -> u32 {
 
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The checkpoint thread between `acquire_exclusive` and `release_exclusive`: wrappers it
+    /// calls from there (a plugin's restart hook calling `semctl`) must not wait for itself.
+    static EXCLUSIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 fn futex_wait(expected: u32) {
@@ -53,6 +56,9 @@ fn futex_wake_all() {
 
 /// Enters a section during which this thread will not be frozen.
 pub fn enter() {
+    if EXCLUSIVE.get() {
+        return;
+    }
     let depth = DEPTH.get();
     if depth > 0 {
         DEPTH.set(depth + 1);
@@ -76,6 +82,9 @@ pub fn enter() {
 
 /// Leaves the section entered by the matching [`enter`].
 pub fn leave() {
+    if EXCLUSIVE.get() {
+        return;
+    }
     let depth = DEPTH.get();
     if depth == 0 {
         return;
@@ -105,6 +114,7 @@ pub fn acquire_exclusive() {
                 .is_ok()
             {
                 FREEZES.fetch_add(1, Ordering::AcqRel);
+                EXCLUSIVE.set(true);
                 return;
             }
         } else {
@@ -115,6 +125,7 @@ pub fn acquire_exclusive() {
 
 /// Checkpoint thread: lets sections start again.
 pub fn release_exclusive() {
+    EXCLUSIVE.set(false);
     STATE.store(0, Ordering::Release);
     futex_wake_all();
 }
