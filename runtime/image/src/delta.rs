@@ -113,6 +113,10 @@ pub struct DeltaWriter {
     encoder: FrameEncoder,
     scratch: EncodedFrame,
     frame: u64,
+    /// Checksums computed ahead (by several processes): `(address, raw length, xxh3)` in the
+    /// order the frames will be appended, and the next one to look at.
+    known: Vec<(u64, u32, u64)>,
+    known_at: usize,
     pub stats: DeltaStats,
 }
 
@@ -133,8 +137,43 @@ impl DeltaWriter {
             encoder: FrameEncoder::new(level)?,
             scratch: EncodedFrame::with_capacity(frame as usize),
             frame,
+            known: Vec::new(),
+            known_at: 0,
             stats: DeltaStats::default(),
         })
+    }
+
+    /// The frame cut: `(address, raw length)` of the frames `[addr, addr+len)` becomes.
+    pub fn frames_of(&self, addr: u64, len: u64) -> impl Iterator<Item = (u64, u32)> + use<> {
+        let frame = self.frame;
+        let end = addr + len;
+        let mut at = addr;
+        std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let n = (frame - at % frame).min(end - at);
+            let f = (at, n as u32);
+            at += n;
+            Some(f)
+        })
+    }
+
+    /// Checksums of frames computed ahead, in append order (`(address, raw length, xxh3)`):
+    /// used instead of reading those frames again, except for the volatile ones.
+    pub fn set_known_checksums(&mut self, known: Vec<(u64, u32, u64)>) {
+        self.known = known;
+        self.known_at = 0;
+    }
+
+    fn known_checksum(&mut self, at: u64, len: u32) -> Option<u64> {
+        while self.known.get(self.known_at).is_some_and(|k| k.0 < at) {
+            self.known_at += 1;
+        }
+        match self.known.get(self.known_at) {
+            Some(&(a, l, h)) if a == at && l == len => Some(h),
+            _ => None,
+        }
     }
 
     pub fn basis(&self) -> Option<&Basis> {
@@ -222,12 +261,17 @@ impl DeltaWriter {
                 pos += n;
                 continue;
             }
+            let known = if staged_early {
+                None
+            } else {
+                self.known_checksum(at, len)
+            };
             let h = match stage.as_deref_mut() {
                 Some(st) if staged_early => {
                     st[..n].copy_from_slice(chunk);
                     checksum(&st[..n])
                 }
-                _ => checksum(chunk),
+                _ => known.unwrap_or_else(|| checksum(chunk)),
             };
             match self.basis.as_ref().and_then(|b| b.lookup(at, len, h)) {
                 Some((parent, frame)) => {
@@ -254,5 +298,98 @@ impl DeltaWriter {
             pos += n;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::Header;
+    use crate::region::{Prot, RegionFlags, RegionMeta};
+    use crate::writer::WriterOptions;
+
+    const BASE: u64 = 0x7f00_0000_0000;
+
+    fn mem() -> Vec<u8> {
+        (0..3u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect()
+    }
+
+    /// A basis holding exactly `mem` (frame `i` as frame `i` of parent 0).
+    fn basis_of(mem: &[u8]) -> Basis {
+        let mut frames = HashMap::new();
+        for (i, c) in mem.chunks(DELTA_FRAME as usize).enumerate() {
+            let at = BASE + i as u64 * DELTA_FRAME;
+            frames.insert((at, c.len() as u32), (checksum(c), 0, i as u32));
+        }
+        Basis {
+            parents: vec![ParentImage {
+                file: "p.dmtcp".into(),
+                generation: 1,
+                file_len: 1,
+                index_xxh3: 1,
+            }],
+            frames,
+        }
+    }
+
+    fn stats_with(known: Vec<(u64, u32, u64)>) -> DeltaStats {
+        let mem = mem();
+        let basis = basis_of(&mem);
+        let mut h = Header::new();
+        h.push_section(
+            crate::PARENTS_SECTION,
+            crate::chain::encode_parents(basis.parents()),
+        );
+        let mut sink = Vec::new();
+        let mut w = ImageWriter::new(&mut sink, &h, WriterOptions::default()).unwrap();
+        let id = w
+            .add_region(RegionMeta {
+                start: BASE,
+                len: mem.len() as u64,
+                prot: Prot(Prot::READ | Prot::WRITE),
+                flags: RegionFlags(RegionFlags::ANONYMOUS),
+                path: String::new(),
+                offset: 0,
+                dev: 0,
+                inode: 0,
+            })
+            .unwrap();
+        let mut d = DeltaWriter::new(Some(basis), Some(1)).unwrap();
+        d.set_known_checksums(known);
+        d.write(&mut w, id, BASE, 0, &mem).unwrap();
+        d.stats
+    }
+
+    #[test]
+    fn checksums_computed_ahead_decide_references() {
+        let mem = mem();
+        let d = DeltaWriter::new(None, None).unwrap();
+        let frames: Vec<(u64, u32)> = d.frames_of(BASE + 4096, 2 << 20).collect();
+        assert_eq!(
+            frames,
+            [
+                (BASE + 4096, (1 << 20) - 4096),
+                (BASE + (1 << 20), 1 << 20),
+                (BASE + (2 << 20), 4096)
+            ]
+        );
+        let right: Vec<(u64, u32, u64)> = mem
+            .chunks(DELTA_FRAME as usize)
+            .enumerate()
+            .map(|(i, c)| (BASE + i as u64 * DELTA_FRAME, c.len() as u32, checksum(c)))
+            .collect();
+        let s = stats_with(right.clone());
+        assert_eq!((s.ref_frames, s.new_frames), (3, 0));
+        // A wrong checksum given ahead is believed (the frame is stored, not referred to):
+        // the writer does not read the frame again.
+        let mut wrong = right.clone();
+        wrong[1].2 ^= 1;
+        let s = stats_with(wrong);
+        assert_eq!((s.ref_frames, s.new_frames), (2, 1));
+        // Entries for other frames are skipped; frames without one are hashed.
+        let s = stats_with(vec![(BASE + 4096, 10, 0), right[2]]);
+        assert_eq!((s.ref_frames, s.new_frames), (3, 0));
     }
 }

@@ -25,7 +25,7 @@ mod threads;
 mod vid;
 
 pub use event::{Event, EventData};
-pub use fds::protected_fds;
+pub use fds::{protect, protected_fds, unprotect};
 pub use registry::{API_VERSION, dispatch, has_plugins, names, register_builtin};
 pub use sections::{sections_to_save, set_restored_sections};
 

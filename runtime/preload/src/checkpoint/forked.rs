@@ -78,6 +78,8 @@ pub fn spawn(job: &Job) -> Option<i32> {
             .status
             .store(0, Ordering::Release)
     };
+    // The pages written since the previous checkpoint: the last thing before the clone.
+    super::dirty::before_clone(job.identity.generation);
     // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
     // here on a copy of this stack. It only writes the image and exits.
     let pid = unsafe { sys::syscall5(56, 0, 0, 0, 0, 0) };
@@ -112,6 +114,7 @@ pub fn spawn(job: &Job) -> Option<i32> {
     if pid > 0 {
         // The child holds the snapshot: changes from now on are the next increment's.
         super::incremental::after_fork(job.identity.generation);
+        super::dirty::log_scan();
     }
     (pid > 0).then_some(pid as i32)
 }

@@ -16,6 +16,7 @@
 //! oldest bytes the new one would refer to are K generations old, which bounds both how many
 //! files a chain holds and how far back a restart reads.
 
+use super::dirty::{self, CleanView, Mode};
 use dmtcp_image::chain::{encode_parents, parents_of};
 use dmtcp_image::{Basis, DeltaWriter, Image, ImageError, ImageWriter, PARENTS_SECTION};
 use std::collections::HashSet;
@@ -29,10 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Settings {
     pub keep: u64,
     pub full_every: u64,
-    /// `DMTCP_SOFT_DIRTY=1`: trust the kernel's soft-dirty bits to skip reading unchanged
-    /// frames (forked writes only). Off by default: hashing every frame is the check that
-    /// does not depend on the kernel tracking every kind of change.
-    pub soft_dirty: bool,
+    /// Where the writer learns which frames changed without reading them (forked writes
+    /// only; `DMTCP_DIRTY_TRACKING`, see `dirty`). Frames it does not vouch for are hashed.
+    pub tracking: Mode,
 }
 
 pub fn settings() -> Option<Settings> {
@@ -46,7 +46,7 @@ pub fn settings() -> Option<Settings> {
         Some(Settings {
             keep: num("DMTCP_KEEP_GENERATIONS", 1).max(1),
             full_every: num("DMTCP_FULL_EVERY", 8),
-            soft_dirty: var("DMTCP_SOFT_DIRTY").is_some_and(|v| v == "1"),
+            tracking: Mode::from_env(),
         })
     })
 }
@@ -59,8 +59,8 @@ pub struct Incremental {
     delta: DeltaWriter,
     stage: Stage,
     stack: std::ops::Range<u64>,
-    /// `/proc/self/pagemap`, when its soft-dirty bits are relative to the basis's snapshot.
-    pagemap: Option<std::fs::File>,
+    /// What vouches for unchanged frames.
+    source: Source,
     /// When `prepare` started and how long it took (for the debug log).
     started: std::time::Instant,
     prepare_ms: f64,
@@ -81,7 +81,9 @@ static UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// thread between the fork and here touching only its stack): clears the soft-dirty bits so
 /// that the next checkpoint can tell which pages changed since this snapshot.
 pub fn after_fork(generation: u64) {
-    if !settings().is_some_and(|s| s.soft_dirty) || UNSUPPORTED.load(Ordering::Relaxed) {
+    if !settings().is_some_and(|s| s.tracking == Mode::SoftDirty)
+        || UNSUPPORTED.load(Ordering::Relaxed)
+    {
         return;
     }
     // SAFETY: open/write/pread/close of procfs files with static paths; no allocation.
@@ -133,12 +135,9 @@ impl Incremental {
         };
         let started = std::time::Instant::now();
         let basis = previous(dir, file_name, generation, settings);
-        // Only a basis written from the snapshot the bits were cleared at qualifies.
-        let base = SOFT_DIRTY_BASE.load(Ordering::Acquire);
-        let pagemap = basis
-            .as_ref()
-            .filter(|b| settings.soft_dirty && base != 0 && b.parents()[0].generation == base)
-            .and_then(|_| std::fs::File::open("/proc/self/pagemap").ok());
+        let source = basis.as_ref().map_or(Source::None, |b| {
+            Source::of(settings.tracking, generation, b)
+        });
         let stage = Stage::map().map_err(|e| ImageError::Io {
             context: "mapping the incremental writer's buffer",
             source: e,
@@ -150,7 +149,7 @@ impl Incremental {
             delta: DeltaWriter::new(basis, level)?,
             stage,
             stack: own_stack(),
-            pagemap,
+            source,
             started,
             prepare_ms: started.elapsed().as_secs_f64() * 1e3,
         }))
@@ -169,6 +168,8 @@ impl Incremental {
         pieces: impl Iterator<Item = (u64, u64)>,
         w: &mut ImageWriter<W>,
     ) -> Result<(), ImageError> {
+        let pieces: Vec<(u64, u64)> = pieces.collect();
+        self.hash_ahead(&pieces);
         for (addr, len) in pieces {
             // SAFETY: pieces are readable memory of this process's snapshot, which nothing
             // unmaps while the image is written (frozen program, or a private forked copy).
@@ -176,9 +177,10 @@ impl Incremental {
             // copies what it stores into `stage` (mapped after the memory map was read)
             // first, and the stack before comparing it.
             let data = unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) };
-            let mut clean = |a: u64, l: u64| self.pagemap.as_ref().is_some_and(|f| clean(f, a, l));
+            let source = &self.source;
+            let mut clean = |a: u64, l: u64| source.clean(a, l);
             let unchanged: Option<&mut dyn FnMut(u64, u64) -> bool> =
-                self.pagemap.is_some().then_some(&mut clean);
+                source.vouches().then_some(&mut clean);
             self.delta.append_staged(
                 w,
                 addr,
@@ -192,12 +194,50 @@ impl Incremental {
         Ok(())
     }
 
+    /// Checksums, on several processes, the frames of `pieces` that will be compared with the
+    /// basis: those it holds at the same address and length, that the dirty source does not
+    /// vouch for, away from this thread's stack (re-read when they are appended).
+    fn hash_ahead(&mut self, pieces: &[(u64, u64)]) {
+        let Some(basis) = self.delta.basis() else {
+            return;
+        };
+        let workers = super::compress::Tuning::from_env().workers;
+        if workers <= 1 {
+            return;
+        }
+        let t0 = std::time::Instant::now();
+        let frames: Vec<(u64, u32)> = pieces
+            .iter()
+            .flat_map(|&(a, l)| self.delta.frames_of(a, l))
+            .filter(|&(at, len)| {
+                let end = at + u64::from(len);
+                !(at < self.stack.end && self.stack.start < end)
+                    && basis.frame_at(at, len).is_some()
+                    && !(self.source.vouches() && self.source.clean(at, u64::from(len)))
+            })
+            .collect();
+        let sums = super::parallel_hash::checksums(&frames, workers);
+        let n = frames.len();
+        self.delta.set_known_checksums(
+            frames
+                .into_iter()
+                .zip(sums)
+                .map(|((a, l), h)| (a, l, h))
+                .collect(),
+        );
+        crate::debug!(
+            "incremental image: {n} frames hashed ahead by {workers} processes in {:.0} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
     /// Logs what the image stored (debug).
     pub fn log(&self) {
         let s = self.delta.stats;
         crate::debug!(
-            "incremental image: {} new frames ({} bytes), {} references ({} bytes, {} unread); \
+            "incremental image ({}): {} new frames ({} bytes), {} references ({} bytes, {} unread); \
              {:.0} ms since preparing ({:.0} ms)",
+            self.source.name(),
             s.new_frames,
             s.new_bytes,
             s.ref_frames,
@@ -220,6 +260,56 @@ impl Incremental {
                 .iter()
                 .map(|p| p.file.clone()),
         );
+    }
+}
+
+/// What vouches that a frame did not change since the basis's snapshot.
+enum Source {
+    /// Nothing: every frame is hashed.
+    None,
+    /// `/proc/self/pagemap`, whose soft-dirty bits are relative to the basis's snapshot.
+    SoftDirty(std::fs::File),
+    /// The pages written since the previous scan (the forked writer's copy).
+    Uffd(CleanView),
+}
+
+impl Source {
+    fn of(mode: Mode, generation: u64, basis: &Basis) -> Source {
+        let basis_gen = basis.parents()[0].generation;
+        match mode {
+            Mode::Off => Source::None,
+            Mode::SoftDirty => {
+                // Only a basis written from the snapshot the bits were cleared at qualifies.
+                let base = SOFT_DIRTY_BASE.load(Ordering::Acquire);
+                (base != 0 && basis_gen == base)
+                    .then(|| std::fs::File::open("/proc/self/pagemap").ok())
+                    .flatten()
+                    .map_or(Source::None, Source::SoftDirty)
+            }
+            Mode::Uffd => {
+                dirty::clean_view(generation, basis_gen).map_or(Source::None, Source::Uffd)
+            }
+        }
+    }
+
+    fn vouches(&self) -> bool {
+        !matches!(self, Source::None)
+    }
+
+    fn clean(&self, addr: u64, len: u64) -> bool {
+        match self {
+            Source::None => false,
+            Source::SoftDirty(f) => clean(f, addr, len),
+            Source::Uffd(v) => v.clean(addr, len),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Source::None => "hashed",
+            Source::SoftDirty(_) => "soft-dirty",
+            Source::Uffd(_) => "uffd-wp",
+        }
     }
 }
 

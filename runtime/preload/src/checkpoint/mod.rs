@@ -17,12 +17,14 @@
 //!   `api::note_checkpoint_failed()`, and after a restart `api::note_restart(generation)`.
 
 mod compress;
+mod dirty;
 mod fds;
 mod forked;
 mod incremental;
 mod layout;
 pub(crate) mod lazy_wait;
 mod maps;
+mod parallel_hash;
 mod pending_info;
 mod posix_mq;
 mod posix_timers;
@@ -637,6 +639,8 @@ fn after_restart() -> Result<(), SessionError> {
     lazy_wait::note_restart();
     // The report page came back as private memory.
     forked::init();
+    // The dirty tracker's descriptor was not restored: start it over at the next checkpoint.
+    dirty::after_restart();
     let data = restart::take_data();
     let mut generation = 0;
     if let Some(d) = &data {

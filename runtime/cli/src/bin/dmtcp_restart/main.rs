@@ -395,6 +395,9 @@ fn restart_tree(
     let c = slots[idx]
         .take()
         .unwrap_or_else(|| die(1, "no image to restart"));
+    // The other processes' images (open files) must not leak into the restored program: its
+    // next checkpoint would save them as its fds, and fail once a new image replaced them.
+    slots.iter_mut().for_each(|s| drop(s.take()));
     let moved = tree::recreate_zombies(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
