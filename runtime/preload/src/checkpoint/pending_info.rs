@@ -374,4 +374,57 @@ mod tests {
         assert_eq!(mask_after(text, b"ShdPnd:"), 0x100);
         assert_eq!(mask_after(text, b"SigBlk:"), 0);
     }
+
+    /// A signal queued to this thread with a value is taken out with its siginfo (no longer
+    /// pending), and queued back to the same thread by its owner key only.
+    #[test]
+    fn takes_and_requeues_a_thread_signal_with_its_siginfo() {
+        let sig = libc::SIGRTMIN() + 7;
+        let set = bit(sig);
+        let (pid, tid) = (sys::getpid(), sys::gettid());
+        // SAFETY: blocking the signal in this test thread, then queueing it to ourselves.
+        unsafe {
+            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &set, 0usize, 8);
+            let mut info: libc::siginfo_t = core::mem::zeroed();
+            info.si_signo = sig;
+            info.si_code = libc::SI_QUEUE;
+            set_si_pid(&mut info, pid);
+            *(&mut info as *mut libc::siginfo_t)
+                .cast::<u8>()
+                .add(24)
+                .cast::<i32>() = 0x1234;
+            let r = libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+            assert_eq!(r, 0);
+        }
+        assert_ne!(own_private_pending() & set, 0);
+        take_thread_pending(900, 7, libc::SIGSYS);
+        assert_eq!(
+            own_private_pending() & set,
+            0,
+            "still pending after the take"
+        );
+        // Another owner (slot or generation) does not get it.
+        requeue_thread(900, 8, false);
+        requeue_thread(901, 7, false);
+        assert_eq!(own_private_pending() & set, 0);
+        requeue_thread(900, 7, false);
+        assert_ne!(own_private_pending() & set, 0, "not queued back");
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: dequeues the signal into a local siginfo.
+        let (got, info) = unsafe {
+            let mut info: libc::siginfo_t = core::mem::zeroed();
+            let got = libc::syscall(libc::SYS_rt_sigtimedwait, &set, &mut info, &zero, 8);
+            (got, info)
+        };
+        assert_eq!(got, sig as i64);
+        assert_eq!(info.si_code, libc::SI_QUEUE);
+        // SAFETY: si_pid and si_value are valid for SI_QUEUE.
+        unsafe {
+            assert_eq!(info.si_pid(), pid);
+            assert_eq!(info.si_value().sival_ptr as usize as i32, 0x1234);
+        }
+    }
 }
