@@ -151,7 +151,16 @@ pub struct Pager<'a> {
     /// Least time between two background frames (ms; faults are still served at once):
     /// `DMTCP_PAGER_THROTTLE_MS`, for tests and demonstrations that need a slow pager.
     throttle_ms: i32,
+    /// Lazy regions the restorer has not moved to their final address yet (one
+    /// `UFFD_EVENT_REMAP` each). Its `mremap` waits until the pager has read the event, so the
+    /// background load starts only once they are all in place: a frame being decoded would
+    /// otherwise hold the restore (and the program's first instruction) back.
+    unmoved: usize,
 }
+
+/// The longest the background load waits for the restorer's moves (a safety net: they come
+/// within milliseconds of the pager's start).
+const MOVES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What [`Pager::run`] reports at the end.
 #[derive(Debug, Default, Clone, Copy)]
@@ -198,6 +207,7 @@ impl<'a> Pager<'a> {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            unmoved: lazy.len(),
         })
     }
 
@@ -220,6 +230,7 @@ impl<'a> Pager<'a> {
         let mut stats = PagerStats::default();
         let mut msgs = [Msg::default(); 64];
         let mut next_background = std::time::Instant::now();
+        let moves_deadline = std::time::Instant::now() + MOVES_TIMEOUT;
         loop {
             let n = self.uffd.read_msgs(&mut msgs).map_err(PagerError::Read)?;
             for m in &msgs[..n] {
@@ -237,6 +248,15 @@ impl<'a> Pager<'a> {
                     Load::Failed(a, e) => return Err(failed(a, e)),
                 }
                 continue;
+            }
+            if self.unmoved > 0 {
+                let left = moves_deadline.saturating_duration_since(std::time::Instant::now());
+                if !left.is_zero() {
+                    self.uffd.wait(left.as_millis().clamp(1, 100) as i32);
+                    continue;
+                }
+                tracing::debug!("pager: {} regions not moved in time", self.unmoved);
+                self.unmoved = 0;
             }
             if self.throttle_ms > 0 {
                 let left = next_background.saturating_duration_since(std::time::Instant::now());
@@ -270,7 +290,10 @@ impl<'a> Pager<'a> {
     fn event(&mut self, m: &Msg) {
         match m.event {
             uffd::EVENT_PAGEFAULT => self.faults.push_back(m.arg[1] & !(PAGE - 1)),
-            uffd::EVENT_REMAP => self.pending.moved(m.arg[0], m.arg[1], m.arg[2]),
+            uffd::EVENT_REMAP => {
+                self.pending.moved(m.arg[0], m.arg[1], m.arg[2]);
+                self.unmoved = self.unmoved.saturating_sub(1);
+            }
             // Discarded pages read as zeros from now on, unmapped ones are not ours any more:
             // either way they must not receive the saved content.
             uffd::EVENT_REMOVE | uffd::EVENT_UNMAP => self.pending.cut(m.arg[0], m.arg[1]),
