@@ -26,7 +26,7 @@ use crate::session;
 use dmtcp_protocol::KvOp;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
@@ -48,6 +48,9 @@ struct Reg {
     pid: i32,
     /// Owned at checkpoint: to register again at restart.
     live: bool,
+    /// A `SIGEV_THREAD` registration that fired, whose message the helper has not taken yet
+    /// (a restart loses the message: the helper then calls the function itself).
+    pending: bool,
 }
 
 static REGS: Mutex<Vec<Reg>> = Mutex::new(Vec::new());
@@ -177,7 +180,16 @@ fn update(mqd: i32, ino: u64, how: Option<How>) -> std::io::Result<()> {
     };
     r?;
     let pid = kernel_pid();
-    regs.retain(|r| r.ino != ino || r.pid != pid);
+    // The kernel accepted a new registration, so the previous one is gone: fired (a thread
+    // registration's message may still be on its way to the helper, which then calls it) or
+    // removed. Unregistering drops them all.
+    regs.retain(|r| {
+        r.ino != ino || r.pid != pid || (how.is_some() && matches!(r.how, How::Thread { .. }))
+    });
+    for r in regs.iter_mut().filter(|r| r.ino == ino && r.pid == pid) {
+        r.pending = true;
+        r.live = false;
+    }
     if let Some(how) = how {
         regs.push(Reg {
             ino,
@@ -186,6 +198,7 @@ fn update(mqd: i32, ino: u64, how: Option<How>) -> std::io::Result<()> {
             serial,
             pid,
             live: false,
+            pending: false,
         });
     }
     Ok(())
@@ -226,14 +239,33 @@ pub fn claim(generation: u32) {
     }
 }
 
+/// Is `fd` open for reading (its status can be read without a temporary descriptor)?
+fn readable(fd: i32) -> bool {
+    // SAFETY: F_GETFL query.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_ACCMODE != libc::O_WRONLY
+}
+
+/// Does this process still own the registration made through `r`? Through a write-only
+/// descriptor this ends the registration (see [`notify_pid`]): only once frozen for good.
+fn still_owned(r: &Reg, pid: i32) -> bool {
+    notify_pid(r.fd) == Some(pid)
+}
+
 fn try_claim(generation: u32) -> Result<(), session::SessionError> {
     let pid = kernel_pid();
     let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
-    regs.retain(|r| r.pid == pid && ino_of(r.fd) == Some(r.ino) && notify_pid(r.fd) == Some(pid));
+    regs.retain(|r| r.pid == pid && ino_of(r.fd) == Some(r.ino));
+    for r in regs.iter_mut() {
+        // Other processes still run until the fd barrier: this is a first look (through a
+        // write-only descriptor, none: it would end the registration); `suspend` decides.
+        r.live = !r.pending && (!readable(r.fd) || still_owned(r, pid));
+        r.pending |= !r.live && matches!(r.how, How::Thread { .. });
+    }
+    regs.retain(|r| r.live || r.pending);
     let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
     claimed.clear();
-    for r in regs.iter_mut() {
-        r.live = true;
+    for r in regs.iter_mut().filter(|r| r.live) {
         let key = format!("mq:{generation}:{}", r.ino);
         let first = session::kv("dmtcp:ipc", key.as_bytes(), KvOp::IncrBy(1))?
             .and_then(|v| String::from_utf8(v).ok())
@@ -258,10 +290,18 @@ pub fn claimed(generation: u32, ino: u64) -> bool {
         .contains(&(generation, ino))
 }
 
-/// Before the owner drains queue `ino`: unregisters, so the refill fires nothing.
+/// Before the owner drains queue `ino` (everyone frozen, after the fd barrier): a
+/// registration that fired since [`claim`] (a process sent before it froze) is left fired;
+/// the others are unregistered, so the refill fires nothing.
 pub fn suspend(ino: u64) {
-    let regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
-    for r in regs.iter().filter(|r| r.ino == ino && r.live) {
+    let pid = kernel_pid();
+    let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
+    for r in regs.iter_mut().filter(|r| r.ino == ino && r.live) {
+        if !still_owned(r, pid) {
+            r.live = false;
+            r.pending = matches!(r.how, How::Thread { .. });
+            continue;
+        }
         if let Err(e) = sys_mq_notify(r.fd, None) {
             crate::warn!(
                 "mq_notify: cannot unregister fd {} for the checkpoint: {e}",
@@ -277,6 +317,8 @@ pub fn resume(ino: u64) {
     let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
     for r in regs.iter_mut().filter(|r| r.ino == ino && r.live) {
         r.pid = pid;
+        // A new cookie: the "removed" message of the old registration must not match it.
+        r.serial = SERIAL.fetch_add(1, Ordering::AcqRel);
         match register(r.fd, r.ino, r.how, r.serial) {
             Ok(()) => crate::debug!("mq_notify on fd {} registered again ({:?})", r.fd, r.how),
             Err(e) => crate::warn!("mq_notify: cannot register fd {} again: {e}", r.fd),
@@ -289,9 +331,12 @@ pub fn resume(ino: u64) {
 pub fn restore(old_ino: u64) {
     let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
     let mut new = None;
-    for r in regs.iter_mut().filter(|r| r.ino == old_ino && r.live) {
+    for r in regs
+        .iter_mut()
+        .filter(|r| r.ino == old_ino && (r.live || r.pending))
+    {
         r.ino = ino_of(r.fd).unwrap_or(old_ino);
-        new = Some(r.ino);
+        new = Some(r.ino).filter(|_| r.live).or(new);
     }
     drop(regs);
     if let Some(ino) = new {
@@ -303,6 +348,8 @@ pub fn restore(old_ino: u64) {
 static HELPER_FD: AtomicI32 = AtomicI32::new(-1);
 static HELPER_PID: AtomicI32 = AtomicI32::new(0);
 static HELPER_LOCK: Mutex<()> = Mutex::new(());
+/// Set at restart: the helper calls the functions of the pending registrations itself.
+static DELIVER: AtomicBool = AtomicBool::new(false);
 
 fn new_netlink_socket() -> std::io::Result<i32> {
     // SAFETY: a plain socket call.
@@ -310,6 +357,21 @@ fn new_netlink_socket() -> std::io::Result<i32> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The helper wakes up now and then to see whether a restart left it calls to make.
+    let t = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: sets a receive timeout from a local timeval.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&t as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
     Ok(fd)
 }
 
@@ -364,6 +426,35 @@ pub fn restore_helper() {
         }
         Err(e) => crate::warn!("mq_notify helper: cannot create its socket: {e}"),
     }
+    // The messages of the registrations that fired before the checkpoint were in the old
+    // socket: the helper makes those calls itself.
+    DELIVER.store(true, Ordering::Release);
+}
+
+/// The pending registrations' functions, taken out of the list (restart only).
+fn take_pending() -> Vec<How> {
+    crate::ckpt_lock::enter();
+    let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    regs.retain(|r| {
+        let take = r.pending && !r.live;
+        if take {
+            out.push(r.how);
+        }
+        !take
+    });
+    drop(regs);
+    crate::ckpt_lock::leave();
+    out
+}
+
+fn call(how: How) {
+    if let How::Thread { function, value } = how {
+        // SAFETY: the program gave this function for this registration; glibc passes the
+        // `union sigval` by value.
+        let f: extern "C" fn(usize) = unsafe { std::mem::transmute(function) };
+        f(value);
+    }
 }
 
 extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
@@ -379,31 +470,31 @@ extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 libc::MSG_NOSIGNAL | libc::MSG_WAITALL,
             )
         };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        if DELIVER.swap(false, Ordering::AcqRel) {
+            take_pending().into_iter().for_each(call);
+        }
         if n != NOTIFY_COOKIE_LEN as isize {
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            if n < 0 && !matches!(err, Some(libc::EINTR | libc::EAGAIN)) {
                 // The socket is being replaced (restart): try again shortly.
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             continue;
         }
-        if cookie[NOTIFY_COOKIE_LEN - 1] != NOTIFY_WOKENUP {
-            continue;
-        }
         let ino = u64::from_ne_bytes(cookie[..8].try_into().unwrap_or_default());
         let serial = u64::from_ne_bytes(cookie[8..16].try_into().unwrap_or_default());
-        // One notification per registration: the kernel has dropped it.
+        // Fired (call it) or removed: either way the kernel has dropped the registration.
         crate::ckpt_lock::enter();
-        let call = {
+        let how = {
             let mut regs = REGS.lock().unwrap_or_else(|e| e.into_inner());
             let i = regs.iter().position(|r| r.ino == ino && r.serial == serial);
             i.map(|i| regs.remove(i).how)
         };
         crate::ckpt_lock::leave();
-        if let Some(How::Thread { function, value }) = call {
-            // SAFETY: the program gave this function for this registration; glibc passes the
-            // `union sigval` by value.
-            let f: extern "C" fn(usize) = unsafe { std::mem::transmute(function) };
-            f(value);
+        if cookie[NOTIFY_COOKIE_LEN - 1] == NOTIFY_WOKENUP
+            && let Some(how) = how
+        {
+            call(how);
         }
     }
 }
