@@ -161,6 +161,10 @@ pub struct Pager<'a> {
 /// The longest the background load waits for the restorer's moves (a safety net: they come
 /// within milliseconds of the pager's start).
 const MOVES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// After the moves, the restored runtime still recreates threads and meets the restart
+/// barriers before the program runs; the background load (a core's worth of decoding) waits
+/// this long so it does not compete with that on a busy machine. Faults are served at once.
+const RESTORE_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// What [`Pager::run`] reports at the end.
 #[derive(Debug, Default, Clone, Copy)]
@@ -231,6 +235,7 @@ impl<'a> Pager<'a> {
         let mut msgs = [Msg::default(); 64];
         let mut next_background = std::time::Instant::now();
         let moves_deadline = std::time::Instant::now() + MOVES_TIMEOUT;
+        let mut grace_set = false;
         loop {
             let n = self.uffd.read_msgs(&mut msgs).map_err(PagerError::Read)?;
             for m in &msgs[..n] {
@@ -257,6 +262,15 @@ impl<'a> Pager<'a> {
                 }
                 tracing::debug!("pager: {} regions not moved in time", self.unmoved);
                 self.unmoved = 0;
+            }
+            if !grace_set {
+                grace_set = true;
+                next_background = next_background.max(std::time::Instant::now() + RESTORE_GRACE);
+            }
+            let grace = next_background.saturating_duration_since(std::time::Instant::now());
+            if self.throttle_ms == 0 && !grace.is_zero() {
+                self.uffd.wait(grace.as_millis().max(1) as i32);
+                continue;
             }
             if self.throttle_ms > 0 {
                 let left = next_background.saturating_duration_since(std::time::Instant::now());
