@@ -7,6 +7,8 @@
  *                    clears H2's adjustment, as the kernel does);
  *   GATE (0)         H1 waits on it (-1, SEM_UNDO) through every checkpoint; the parent
  *                    opens it at the end, H1 gets it and exits without giving it back.
+ * H2 then execs this program again ("exec-holder"): the kernel keeps its adjustments over
+ * exec, and so must the checkpoints after it.
  * Every tick the parent checks the values (LOCK 0, COUNT 5, PRE 8, RESET 7, GATE 0). At the end,
  * after H1 and H2 exited, the kernel must have undone their adjustments: the parent takes
  * LOCK without blocking, and finds COUNT 0, PRE 10, RESET 7, GATE 1. argv: limit key */
@@ -51,9 +53,15 @@ static void expect(const char *when, int lock, int count, int pre, int reset, in
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 2 && strcmp(argv[1], "exec-holder") == 0) {
+        semid = semget(atoi(argv[2]), 0, 0);
+        if (semid < 0) FAIL("exec-holder semget: %s", strerror(errno));
+        while (val(STOP) == 0) nap(5);
+        return 0; /* without releasing LOCK */
+    }
     long limit = argc > 1 ? atol(argv[1]) : 1000000;
     key_t key = argc > 2 ? atoi(argv[2]) : 4343;
-    setvbuf(stdout, NULL, _IOLBF, 0);
     semid = semget(key, NSEMS, IPC_CREAT | IPC_EXCL | 0600);
     if (semid < 0) FAIL("semget: %s", strerror(errno));
     unsigned short init[NSEMS] = {1, 0, 0, 10, 7, 0};
@@ -67,8 +75,10 @@ int main(int argc, char **argv) {
             op(COUNT, 5, SEM_UNDO);
             op(RESET, -1, SEM_UNDO);
             if (semctl(semid, RESET, SETVAL, 7) != 0) FAIL("SETVAL: %s", strerror(errno));
-            while (val(STOP) == 0) nap(5);
-            return 0; /* without releasing LOCK */
+            char k[32];
+            snprintf(k, sizeof k, "%d", (int)key);
+            execl("/proc/self/exe", argv[0], "exec-holder", k, (char *)NULL);
+            FAIL("exec: %s", strerror(errno));
         }
         op(GATE, -1, SEM_UNDO); /* blocks until the parent opens the gate */
         if (waitpid(h2, NULL, 0) != h2) FAIL("waitpid h2: %s", strerror(errno));

@@ -72,6 +72,13 @@ unsafe fn build_env(envp: *const *const c_char, handoff: bool) -> Vec<CString> {
             out.push(kv(k, v));
         }
     }
+    // SEM_UNDO adjustments stay with the process over exec, as in the kernel (tagged with
+    // its pid: a program started by posix_spawn, which gets this too, ignores them).
+    let undo = crate::checkpoint::sysv::UNDO_ENV.as_bytes();
+    out.retain(|e| key_of(e) != undo);
+    if let Some(v) = crate::checkpoint::sysv::export_undo() {
+        out.push(kv(undo, v.as_bytes()));
+    }
     if handoff {
         // SAFETY: getpid cannot fail.
         let pid = unsafe { libc::getpid() };

@@ -33,7 +33,7 @@ pub mod restart;
 mod shared_fds;
 mod sigwrap;
 mod sockets;
-mod sysv;
+pub(crate) mod sysv;
 pub(crate) mod threads;
 mod write;
 mod zombies;

@@ -12,6 +12,8 @@
 
 mod undo;
 
+pub use undo::{ENV as UNDO_ENV, export as export_undo};
+
 use dmtcp_image::sysv_ipc::{SysvMessage, SysvMsgQueue, SysvObjects, SysvSem, SysvShm};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

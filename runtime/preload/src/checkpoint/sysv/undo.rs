@@ -66,8 +66,73 @@ fn clear_all() {
     }
 }
 
+/// The table handed to the program an `exec` of this process starts (the kernel keeps the
+/// adjustments over `exec`): `<kernel pid>;<semid>:<semnum>:<adj>,...`. The pid keeps a
+/// process started by `posix_spawn` (which inherits the variable) from taking it.
+pub const ENV: &str = "DMTCP_SEMADJ";
+static IMPORTED: AtomicBool = AtomicBool::new(false);
+
+/// The value of [`ENV`] for an `exec` of this process, if it holds adjustments.
+pub fn export() -> Option<String> {
+    let e = entries();
+    if e.is_empty() {
+        return None;
+    }
+    let mut v = format!("{};", kernel_pid());
+    for (id, num, adj) in e {
+        v.push_str(&format!("{id}:{num}:{adj},"));
+    }
+    Some(v)
+}
+
+fn parse_env(v: &str, me: i32) -> Option<Vec<(i32, u16, i32)>> {
+    let (pid, list) = v.split_once(';')?;
+    if pid.parse::<i32>().ok()? != me {
+        return None;
+    }
+    list.split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let mut w = t.split(':');
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Takes the table an `exec` handed over (once, on first use).
+fn import_once() {
+    if IMPORTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: getenv of a NUL-terminated name (no lock: a checkpoint may call this while
+    // the program is frozen); the value is copied at once.
+    let v = unsafe {
+        let p = libc::getenv(c"DMTCP_SEMADJ".as_ptr());
+        if p.is_null() {
+            return;
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    let me = kernel_pid();
+    let Some(list) = parse_env(&v, me) else {
+        return;
+    };
+    clear_all();
+    OWNER.store(me, Ordering::Release);
+    for (id, num, adj) in list {
+        if let Some(i) = slot(id, num) {
+            ADJ[i].store(adj, Ordering::Release);
+        }
+    }
+}
+
 /// Empties a table inherited through `fork`, and claims it for this process.
 fn claim() {
+    import_once();
     let me = kernel_pid();
     if OWNER.load(Ordering::Acquire) != me {
         clear_all();
@@ -109,6 +174,7 @@ fn note(id: i32, ops: &[sembuf]) {
 /// `SETVAL` (one semaphore) or `SETALL` (`num` = None): the kernel clears those adjustments
 /// in every process; here only this process's copy can follow.
 pub fn reset(id: i32, num: Option<u16>) {
+    import_once();
     for (k, a) in KEYS.iter().zip(&ADJ) {
         let v = k.load(Ordering::Acquire);
         if v >> 32 == id as u32 as u64 && num.is_none_or(|n| v == key(id, n)) {
@@ -119,6 +185,7 @@ pub fn reset(id: i32, num: Option<u16>) {
 
 /// This process's non-zero adjustments, as (semid, semnum, adjustment).
 pub fn entries() -> Vec<(i32, u16, i32)> {
+    import_once();
     if OWNER.load(Ordering::Acquire) != kernel_pid() {
         return Vec::new();
     }
@@ -140,6 +207,7 @@ pub fn set_ids() -> Vec<i32> {
 
 /// At checkpoint (everyone frozen): remembers whether the table is this process's own.
 pub fn capture() {
+    import_once();
     OWN_AT_CHECKPOINT.store(
         OWNER.load(Ordering::Acquire) == kernel_pid(),
         Ordering::Release,
@@ -291,6 +359,18 @@ mod tests {
             assert_eq!(entry, adj);
             assert!(ops.iter().all(|o| o.sem_num == 2));
         }
+    }
+
+    #[test]
+    fn exec_hand_over_is_for_the_same_process_only() {
+        let v = "4242;32768:0:1,32768:1:-5,";
+        assert_eq!(
+            parse_env(v, 4242),
+            Some(vec![(32768, 0, 1), (32768, 1, -5)])
+        );
+        assert_eq!(parse_env(v, 4243), None);
+        assert_eq!(parse_env("4242;", 4242), Some(vec![]));
+        assert_eq!(parse_env("4242;1:x:3,", 4242), None);
     }
 
     #[test]
