@@ -3,7 +3,9 @@
  * array, or with "scatter" every 20th page (so every 1 MiB frame changes). Every tick first
  * checks the whole array: the cold pages against their checksum taken at start, the hot ones
  * against the values of the previous tick, and prints "CORRUPT ..." on any difference; then
- * prints "tick <n> sum <cold checksum>". The array is 2 MiB-aligned.
+ * prints "tick <n> sum <cold checksum>". The array is 2 MiB-aligned. With INCR_TIMING=1 it
+ * also prints "rewrite <n> <ms>": the time of the hot pages' rewrite (the first write to a
+ * page after a checkpoint may fault when dirty tracking write-protects it).
  * Usage: incr_array MIB [scatter] */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +54,7 @@ int main(int argc, char **argv) {
     for (size_t p = 0; p < pages; p++)
         if (is_hot(p))
             for (size_t i = p * PAGE_WORDS; i < (p + 1) * PAGE_WORDS; i++) buf[i] = hot_word(i, 0);
+    int timing = getenv("INCR_TIMING") && strcmp(getenv("INCR_TIMING"), "1") == 0;
     for (unsigned long n = 1;; n++) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, 0);
@@ -60,6 +63,8 @@ int main(int argc, char **argv) {
             fflush(stdout);
             return 2;
         }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (size_t p = 0; p < pages; p++) {
             if (!is_hot(p)) continue;
             for (size_t i = p * PAGE_WORDS; i < (p + 1) * PAGE_WORDS; i++) {
@@ -71,6 +76,10 @@ int main(int argc, char **argv) {
                 buf[i] = hot_word(i, n);
             }
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (timing)
+            printf("rewrite %lu %.3f\n", n,
+                   (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
         printf("tick %lu sum %llx\n", n, (unsigned long long)cold);
         fflush(stdout);
     }

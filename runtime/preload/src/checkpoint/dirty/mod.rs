@@ -160,6 +160,13 @@ pub fn before_clone(generation: u64) {
         return;
     }
     let me = real_pid();
+    if st.owner == me && st.fd >= 0 && !uffd_wp::is_uffd(st.fd) {
+        // The program closed it (closefrom) or put another file at its number: start over
+        // (closing a userfaultfd clears its protections, so nothing stale is trusted).
+        crate::plugin::unprotect(st.fd);
+        st.fd = -1;
+        st.owner = 0;
+    }
     if st.owner != me {
         adopt(st, me);
     }
@@ -297,9 +304,9 @@ pub fn log_scan() {
 /// A new process (the child of the program's fork, or the first checkpoint): its own
 /// descriptor. One inherited through fork names the parent's address space: close it.
 fn adopt(st: &mut State, me: i32) {
-    if st.fd >= 0 {
+    if st.fd >= 0 && st.owner != 0 {
         crate::plugin::unprotect(st.fd);
-        if st.owner != 0 && uffd_wp::is_uffd(st.fd) {
+        if uffd_wp::is_uffd(st.fd) {
             // SAFETY: our own descriptor, inherited through fork.
             unsafe { libc::close(st.fd) };
         }
