@@ -401,6 +401,7 @@ fn restart_tree(
     let moved = tree::recreate_zombies(&c, ctx.exact);
     // A fork may have moved nothing, but each process reads its own kernel pages.
     let kernel = own_kernel_areas();
+    mark("process forked");
     restart_one(c, ctx, &kernel, &moved)
 }
 
