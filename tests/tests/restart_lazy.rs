@@ -34,7 +34,7 @@ fn checkpointed(
     (img, *t.last().unwrap())
 }
 
-fn restart_lazily(env: &Env, port: u16, image: &Path, throttle_ms: Option<&str>) -> Spawned {
+fn restart_lazily(env: &Env, port: u16, image: &Path, extra_env: &[(&str, &str)]) -> Spawned {
     // The program discards part of its memory once it sees this file (after the restart).
     std::fs::write(env.dir.path().join("restarted"), b"").unwrap();
     let mut cmd = env
@@ -46,8 +46,8 @@ fn restart_lazily(env: &Env, port: u16, image: &Path, throttle_ms: Option<&str>)
             &port.to_string(),
         ])
         .arg(image);
-    if let Some(ms) = throttle_ms {
-        cmd = cmd.env("DMTCP_PAGER_THROTTLE_MS", ms);
+    for (k, v) in extra_env {
+        cmd = cmd.env(k, v);
     }
     let mut r = env.spawn(&cmd);
     env.wait_peers_of(port, 1, &mut r);
@@ -64,6 +64,54 @@ fn processes_named(env: &Env, name: &str) -> Vec<i32> {
         .collect()
 }
 
+/// `text` without ANSI colour sequences (the debug log colours its fields).
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The start-up timeline (`restart: <step> elapsed_ms=<ms>` debug lines) names every step of
+/// a lazy restart once, in order, with times that never go back.
+fn check_timeline(stderr: &str) {
+    let steps: Vec<(String, f64)> = plain(stderr)
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("restart: ")? + "restart: ".len()..];
+            let (step, ms) = rest.rsplit_once(" elapsed_ms=")?;
+            Some((step.to_string(), ms.trim().parse().ok()?))
+        })
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    let want = [
+        "images checked",
+        "coordinator found or started",
+        "pid mode chosen (namespace entered in namespace mode)",
+        "process forked",
+        "memory staged",
+        "pager started",
+        "restorer loaded",
+        "joined the coordinator",
+        "entering the restorer",
+    ];
+    assert_eq!(names, want, "timeline:\n{stderr}");
+    for w in steps.windows(2) {
+        assert!(w[0].1 <= w[1].1, "time went back: {w:?}\n{stderr}");
+    }
+    assert!(steps[0].1 >= 0.0 && steps[8].1 < 60_000.0, "{steps:?}");
+}
+
 #[test]
 fn lazy_restart_brings_back_every_byte() {
     let env = Env::new("restart_lazy");
@@ -71,9 +119,11 @@ fn lazy_restart_brings_back_every_byte() {
     let port = coord.port;
     let (img, last) = checkpointed(&env, port, "96", "40", "20");
 
-    let r = restart_lazily(&env, port, &img, None);
+    // With the debug log, dmtcp_restart prints its start-up timeline.
+    let r = restart_lazily(&env, port, &img, &[("DMTCP_LOG", "debug")]);
     let out = r.wait(LONG);
     let stderr = out.stderr_str();
+    check_timeline(&stderr);
     assert_eq!(
         out.code(),
         Some(0),
@@ -112,7 +162,7 @@ fn a_dead_pager_kills_the_restored_program_with_a_message() {
     let (img, _) = checkpointed(&env, port, "96", "400", "50");
 
     // A slow pager (one 4 MiB frame per 200 ms in the background): killed mid-way.
-    let r = restart_lazily(&env, port, &img, Some("200"));
+    let r = restart_lazily(&env, port, &img, &[("DMTCP_PAGER_THROTTLE_MS", "200")]);
     let before = numbers(&r.stdout_so_far(), "tick").len();
     wait_for(
         "a tick after the restart",
@@ -174,7 +224,7 @@ fn a_checkpoint_during_a_lazy_load_saves_every_byte() {
     let (img, _) = checkpointed(&env, port, "96", "80", "50");
 
     // A slow pager (one 4 MiB frame per 100 ms): the checkpoint comes long before it is done.
-    let r = restart_lazily(&env, port, &img, Some("100"));
+    let r = restart_lazily(&env, port, &img, &[("DMTCP_PAGER_THROTTLE_MS", "100")]);
     assert_eq!(
         processes_named(&env, "dmtcp_pager").len(),
         1,
