@@ -114,8 +114,9 @@ pub struct DeltaWriter {
     scratch: EncodedFrame,
     frame: u64,
     /// Checksums computed ahead (by several processes): `(address, raw length, xxh3)` in the
-    /// order the frames will be appended, and the next one to look at.
-    known: Vec<(u64, u32, u64)>,
+    /// order the frames will be appended (None: known to have changed), and the next one to
+    /// look at.
+    known: Vec<(u64, u32, Option<u64>)>,
     known_at: usize,
     pub stats: DeltaStats,
 }
@@ -160,13 +161,15 @@ impl DeltaWriter {
     }
 
     /// Checksums of frames computed ahead, in append order (`(address, raw length, xxh3)`):
-    /// used instead of reading those frames again, except for the volatile ones.
-    pub fn set_known_checksums(&mut self, known: Vec<(u64, u32, u64)>) {
+    /// used instead of reading those frames again, except for the volatile ones. `None`: the
+    /// caller knows the frame changed (a dirty source saw it written): it is stored without
+    /// being compared with the basis.
+    pub fn set_known_checksums(&mut self, known: Vec<(u64, u32, Option<u64>)>) {
         self.known = known;
         self.known_at = 0;
     }
 
-    fn known_checksum(&mut self, at: u64, len: u32) -> Option<u64> {
+    fn known_checksum(&mut self, at: u64, len: u32) -> Option<Option<u64>> {
         while self.known.get(self.known_at).is_some_and(|k| k.0 < at) {
             self.known_at += 1;
         }
@@ -269,12 +272,13 @@ impl DeltaWriter {
             let h = match stage.as_deref_mut() {
                 Some(st) if staged_early => {
                     st[..n].copy_from_slice(chunk);
-                    checksum(&st[..n])
+                    Some(checksum(&st[..n]))
                 }
-                _ => known.unwrap_or_else(|| checksum(chunk)),
+                _ => known.unwrap_or_else(|| Some(checksum(chunk))),
             };
-            match self.basis.as_ref().and_then(|b| b.lookup(at, len, h)) {
-                Some((parent, frame)) => {
+            let found = h.and_then(|h| Some((h, self.basis.as_ref()?.lookup(at, len, h)?)));
+            match found {
+                Some((h, (parent, frame))) => {
                     w.append_ref(parent, frame, len, h)?;
                     self.stats.ref_frames += 1;
                     self.stats.ref_bytes += u64::from(len);
@@ -334,7 +338,7 @@ mod tests {
         }
     }
 
-    fn stats_with(known: Vec<(u64, u32, u64)>) -> DeltaStats {
+    fn stats_with(known: Vec<(u64, u32, Option<u64>)>) -> DeltaStats {
         let mem = mem();
         let basis = basis_of(&mem);
         let mut h = Header::new();
@@ -375,21 +379,32 @@ mod tests {
                 (BASE + (2 << 20), 4096)
             ]
         );
-        let right: Vec<(u64, u32, u64)> = mem
+        let right: Vec<(u64, u32, Option<u64>)> = mem
             .chunks(DELTA_FRAME as usize)
             .enumerate()
-            .map(|(i, c)| (BASE + i as u64 * DELTA_FRAME, c.len() as u32, checksum(c)))
+            .map(|(i, c)| {
+                (
+                    BASE + i as u64 * DELTA_FRAME,
+                    c.len() as u32,
+                    Some(checksum(c)),
+                )
+            })
             .collect();
         let s = stats_with(right.clone());
         assert_eq!((s.ref_frames, s.new_frames), (3, 0));
         // A wrong checksum given ahead is believed (the frame is stored, not referred to):
         // the writer does not read the frame again.
         let mut wrong = right.clone();
-        wrong[1].2 ^= 1;
+        wrong[1].2 = wrong[1].2.map(|h| h ^ 1);
         let s = stats_with(wrong);
         assert_eq!((s.ref_frames, s.new_frames), (2, 1));
+        // Known to have changed: stored without comparing.
+        let mut changed = right.clone();
+        changed[2].2 = None;
+        let s = stats_with(changed);
+        assert_eq!((s.ref_frames, s.new_frames), (2, 1));
         // Entries for other frames are skipped; frames without one are hashed.
-        let s = stats_with(vec![(BASE + 4096, 10, 0), right[2]]);
+        let s = stats_with(vec![(BASE + 4096, 10, Some(0)), right[2]]);
         assert_eq!((s.ref_frames, s.new_frames), (3, 0));
     }
 }

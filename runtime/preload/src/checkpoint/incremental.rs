@@ -194,39 +194,47 @@ impl Incremental {
         Ok(())
     }
 
-    /// Checksums, on several processes, the frames of `pieces` that will be compared with the
-    /// basis: those it holds at the same address and length, that the dirty source does not
-    /// vouch for, away from this thread's stack (re-read when they are appended).
+    /// Prepares the comparison of the frames of `pieces` that the basis holds at the same
+    /// address and length, away from this thread's stack (re-read when they are appended):
+    /// those the dirty source saw written are marked changed (stored without being read
+    /// twice), those it does not vouch for are checksummed ahead on several processes.
     fn hash_ahead(&mut self, pieces: &[(u64, u64)]) {
         let Some(basis) = self.delta.basis() else {
             return;
         };
         let workers = super::compress::Tuning::from_env().workers;
-        if workers <= 1 {
-            return;
-        }
         let t0 = std::time::Instant::now();
-        let frames: Vec<(u64, u32)> = pieces
+        let mut written = 0usize;
+        let frames: Vec<(u64, u32, bool)> = pieces
             .iter()
             .flat_map(|&(a, l)| self.delta.frames_of(a, l))
             .filter(|&(at, len)| {
                 let end = at + u64::from(len);
                 !(at < self.stack.end && self.stack.start < end)
                     && basis.frame_at(at, len).is_some()
-                    && !(self.source.vouches() && self.source.clean(at, u64::from(len)))
+                    && !self.source.clean(at, u64::from(len))
             })
+            .map(|(at, len)| (at, len, self.source.written(at, u64::from(len))))
+            .inspect(|f| written += usize::from(f.2))
             .collect();
-        let sums = super::parallel_hash::checksums(&frames, workers);
-        let n = frames.len();
-        self.delta.set_known_checksums(
-            frames
-                .into_iter()
-                .zip(sums)
-                .map(|((a, l), h)| (a, l, h))
-                .collect(),
-        );
+        let to_hash: Vec<(u64, u32)> = frames
+            .iter()
+            .filter(|f| !f.2)
+            .map(|&(a, l, _)| (a, l))
+            .collect();
+        if to_hash.len() > 1 && workers <= 1 && written == 0 {
+            return; // Nothing gained: the writer hashes them in line.
+        }
+        let mut sums = super::parallel_hash::checksums(&to_hash, workers).into_iter();
+        let known = frames
+            .into_iter()
+            .map(|(a, l, w)| (a, l, if w { None } else { sums.next() }))
+            .collect();
+        self.delta.set_known_checksums(known);
         crate::debug!(
-            "incremental image: {n} frames hashed ahead by {workers} processes in {:.0} ms",
+            "incremental image: {written} frames seen written, {} hashed ahead by {workers} \
+             processes in {:.0} ms",
+            to_hash.len(),
             t0.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -301,6 +309,14 @@ impl Source {
             Source::None => false,
             Source::SoftDirty(f) => clean(f, addr, len),
             Source::Uffd(v) => v.clean(addr, len),
+        }
+    }
+
+    /// Whether the source saw a page of the frame written (so it changed, most likely).
+    fn written(&self, addr: u64, len: u64) -> bool {
+        match self {
+            Source::Uffd(v) => v.written(addr, len),
+            _ => false,
         }
     }
 

@@ -398,13 +398,21 @@ impl CleanView {
     pub fn clean(&self, addr: u64, len: u64) -> bool {
         is_clean(self.ranges, self.runs, addr, len)
     }
+
+    /// Whether `[addr, addr+len)` is tracked and a page of its block was written.
+    pub fn written(&self, addr: u64, len: u64) -> bool {
+        tracked(self.ranges, addr, len) && !is_clean(self.ranges, self.runs, addr, len)
+    }
+}
+
+fn tracked(ranges: &[(u64, u64)], addr: u64, len: u64) -> bool {
+    let i = ranges.partition_point(|r| r.0 <= addr);
+    i > 0 && addr + len <= ranges[i - 1].1
 }
 
 fn is_clean(ranges: &[(u64, u64)], runs: &[(u64, u64)], addr: u64, len: u64) -> bool {
     let end = addr + len;
-    let i = ranges.partition_point(|r| r.0 <= addr);
-    let tracked = i > 0 && end <= ranges[i - 1].1;
-    if !tracked {
+    if !tracked(ranges, addr, len) {
         return false;
     }
     let j = runs.partition_point(|r| r.0 < end);
@@ -430,5 +438,11 @@ mod tests {
         assert!(!is_clean(&ranges, &runs, 0x40 * m + 4096, m));
         assert!(is_clean(&ranges, &runs, 0x40 * m, m));
         assert!(!is_clean(&[], &[], 0, 4096));
+        let v = CleanView {
+            ranges: Box::leak(Box::new(ranges)),
+            runs: Box::leak(Box::new(runs)),
+        };
+        assert!(v.written(0x12 * m, m) && v.written(0x1f * m + 4096, 4096));
+        assert!(!v.written(0x10 * m, m) && !v.written(0x30 * m, m));
     }
 }
