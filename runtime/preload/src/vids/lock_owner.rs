@@ -104,6 +104,52 @@ pub fn note_restart(moved: &[(i32, i32)]) -> usize {
     dropped
 }
 
+/// The kernel's `struct robust_list_head` (set_robust_list(2)).
+#[repr(C)]
+struct RobustListHead {
+    next: u64,
+    futex_offset: i64,
+    list_op_pending: u64,
+}
+
+/// The kernel's limit on a robust list's length (ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+/// At restart, with the program's threads frozen: the robust mutexes a thread holds (linked in
+/// its robust list) get its new tid at once. The kernel marks `FUTEX_OWNER_DIED` when a thread
+/// dies only in the futex words holding that thread's tid, so a holder that dies before it
+/// touches the mutex again would leave the waiters without `EOWNERDEAD`.
+///
+/// # Safety
+/// `head` is 0 or the address of the thread's registered `robust_list_head`, whose list glibc
+/// maintains (each entry at `futex_offset` from a pthread mutex's `__lock`).
+pub unsafe fn fix_robust_list(head: u64, old: i32, new: i32) {
+    if head == 0 || old <= 0 || new <= 0 {
+        return;
+    }
+    // SAFETY: the caller's promise; glibc keeps the list well formed between operations and
+    // every thread is frozen outside them (a pending operation is `list_op_pending`, left
+    // alone).
+    unsafe {
+        let h = &*(head as *const RobustListHead);
+        let mut entry = h.next;
+        let mut n = 0;
+        while entry != 0 && entry != head && n < ROBUST_LIST_LIMIT {
+            let lock = (entry as i64 + h.futex_offset) as *mut pthread_mutex_t;
+            let word = field(lock, MUTEX_LOCK_OFFSET);
+            let cur = word.load(Ordering::Relaxed);
+            if cur & FUTEX_TID_MASK == old {
+                let next = (cur & !FUTEX_TID_MASK) | new;
+                let _ = word.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            let owner = field(lock, MUTEX_OWNER_OFFSET);
+            let _ = owner.compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed);
+            entry = *(entry as *const u64);
+            n += 1;
+        }
+    }
+}
+
 /// A new task of this process got real tid `tid` (a thread created after the restart, or a
 /// fork child's thread): from now on a lock naming `tid` is its own.
 pub fn forget(tid: i32) {

@@ -128,13 +128,17 @@ pub fn collect() -> Result<(), SessionError> {
 /// tell it each thread's tid of then and of now. Also with exact ids, which are the virtual
 /// ids and differ from the real tids of a run in virtual mode.
 fn note_moved_tids() {
-    let moved: Vec<(i32, i32)> = threads::slots()
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.frozen)
-        .map(|(i, r)| (r.tid, NEW_TIDS[i].load(Ordering::Acquire)))
-        .filter(|&(old, new)| new > 0 && old != new)
-        .collect();
+    let mut moved = Vec::new();
+    for (i, r) in threads::slots().iter().enumerate() {
+        let new = NEW_TIDS[i].load(Ordering::Acquire);
+        if !r.frozen || new <= 0 || r.tid == new {
+            continue;
+        }
+        moved.push((r.tid, new));
+        // SAFETY: the robust list head the thread had registered (read at checkpoint), with
+        // every program thread frozen.
+        unsafe { super::lock_owner::fix_robust_list(r.robust_head, r.tid, new) };
+    }
     if moved.is_empty() {
         return;
     }
