@@ -78,6 +78,11 @@ pub fn spawn(job: &Job) -> Option<i32> {
             .status
             .store(0, Ordering::Release)
     };
+    // Shared writable memory is not copy-on-write: the child saves private copies of it.
+    let maps = super::maps::read_self().ok()?;
+    if !super::shared_snapshot::capture(&maps, report as u64) {
+        return None;
+    }
     // The pages written since the previous checkpoint: the last thing before the clone.
     super::dirty::before_clone(job.identity.generation);
     // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
@@ -111,6 +116,7 @@ pub fn spawn(job: &Job) -> Option<i32> {
         unsafe { sys::syscall3(sys::SYS_FUTEX, rep.status.as_ptr() as usize, FUTEX_WAKE, 1) };
         sys::exit_group(0);
     }
+    super::shared_snapshot::release();
     if pid > 0 {
         // The child holds the snapshot: changes from now on are the next increment's.
         super::incremental::after_fork(job.identity.generation);

@@ -31,6 +31,7 @@ mod posix_timers;
 mod process;
 pub mod restart;
 mod shared_fds;
+mod shared_snapshot;
 mod sigwrap;
 mod sockets;
 pub(crate) mod sysv;
@@ -266,7 +267,14 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
             }
         },
         Ok(Outcome::Forked(pid)) => {
-            // The child has its snapshot: the program runs on while it writes.
+            // The child has its snapshot: the program runs on while it writes, once every
+            // process has its own (shared memory would change under the slower ones).
+            if let Err(e) = snapshot_barrier(order) {
+                plugin::dispatch_checkpoint(Event::Resume, order.generation);
+                sockets::resume();
+                threads::release_all();
+                return Err(e);
+            }
             let t_resume = write::now_ns();
             plugin::dispatch_checkpoint(Event::Resume, order.generation);
             sockets::resume();
@@ -338,6 +346,7 @@ fn settle(
     order: &CheckpointOrder,
     mine: Result<write::Written, CkptError>,
 ) -> Result<Result<write::Written, CkptError>, SessionError> {
+    snapshot_barrier(order)?;
     let key = format!("failed:{}", order.generation);
     if mine.is_err() {
         session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::IncrBy(1))?;
@@ -358,6 +367,17 @@ fn settle(
         }
         Err(e) => Err(e),
     })
+}
+
+/// Every process has its snapshot (a forked writer holds it, or the image is written): no
+/// one resumes before, so shared memory is saved as it was at the freeze. Met once per
+/// checkpoint on every path, before `DMT:WRITTEN`.
+fn snapshot_barrier(order: &CheckpointOrder) -> Result<(), SessionError> {
+    static MET: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    if MET.swap(order.generation, Ordering::AcqRel) == order.generation {
+        return Ok(());
+    }
+    session::barrier("DMT:SNAPSHOT").map(drop)
 }
 
 /// When the writer started (the end of the drain phase), set in our signal handler.

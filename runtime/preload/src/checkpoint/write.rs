@@ -108,7 +108,9 @@ pub fn write_image(job: &Job, progress: Option<&Progress>) -> Result<Written, Wr
 
 fn write_part(job: &Job, progress: Option<&Progress>) -> Result<Written, WriteError> {
     let t0 = now_ns();
-    let maps = maps::read_self().map_err(WriteError::Maps)?;
+    let mut maps = maps::read_self().map_err(WriteError::Maps)?;
+    // In the forked writer: shared memory as it was when the computation froze.
+    super::shared_snapshot::swap_in(&mut maps);
     let saved = layout::capture(&maps);
     let mut header = Header::new();
     header.kernel_release = kernel_release();
