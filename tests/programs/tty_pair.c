@@ -42,9 +42,10 @@ static int child(const char *name) {
         ioctl(0, TIOCGWINSZ, &w);
         tcgetattr(0, &t);
         /* /dev/tty opens only with a controlling terminal (after setsid, only this pty could
-         * be it); ids are not compared, so the check holds under virtual ids too. */
+         * be it), whose session is ours and led by us: tcgetsid, getsid and getpid agree
+         * (translated alike under virtual ids). */
         int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
-        int ctty = tty >= 0;
+        int ctty = tty >= 0 && tcgetsid(0) == getsid(0) && getsid(0) == getpid();
         if (tty >= 0) close(tty);
         printf("ack %ld rows %d cols %d ctty %d echo %d\n", n, w.ws_row, w.ws_col, ctty,
                (t.c_lflag & ECHO) != 0);
