@@ -84,9 +84,15 @@ fn copy_own(from: u64, to: u64, len: u64) {
             iov_base: (from + done) as *mut libc::c_void,
             iov_len: n,
         };
+        // The kernel's pid: libc::getpid() is our own wrapper, a virtual id after a restart.
+        let me = dmtcp_restorer::sys::getpid();
         // SAFETY: reading this process's own mapped range into our private copy of it.
-        let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        let r = unsafe { libc::process_vm_readv(me, &local, 1, &remote, 1, 0) };
         if r <= 0 {
+            crate::debug!(
+                "shared memory copy stopped at {done} of {len} bytes ({})",
+                std::io::Error::last_os_error()
+            );
             return;
         }
         done += r as u64;
