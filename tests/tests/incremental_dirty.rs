@@ -7,7 +7,7 @@
 //! a write prints CORRUPT. A run whose tracker forgets the writes shows that check catches it.
 
 use dmtcp_tests::engine_support::{
-    assert_consecutive, images, numbers, restart_images, wait_lines,
+    assert_consecutive, bcheckpoint, images, numbers, restart_images, wait_lines,
 };
 use dmtcp_tests::{Env, Spawned};
 use std::path::Path;
@@ -38,17 +38,6 @@ fn checkpoint_and_kill(env: &Env, port: u16, run: Spawned) -> (String, String) {
     );
     let o = run.wait(dmtcp_tests::LONG);
     (o.stdout_str(), o.stderr_str())
-}
-
-fn bcheckpoint(env: &Env, port: u16) {
-    let out = env.command(["--coord-port", &port.to_string(), "--bcheckpoint"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "{}\n{}",
-        out.describe(),
-        env.diagnostics()
-    );
 }
 
 /// Waits until both processes printed `n` more steps than `base` (`tick` and `ctick`).
