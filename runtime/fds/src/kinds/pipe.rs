@@ -73,40 +73,34 @@ pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<Sta
 
 /// Reads everything queued in the pipe behind `fd` without blocking, then writes it back
 /// through a new write-side description, so the running program loses nothing.
+///
+/// Both sides are private descriptions opened through `/proc/self/fd`: the program's own
+/// description (often shared with other processes, which may be reading its flags for their
+/// own images at this very moment) never has O_NONBLOCK set, not even briefly.
 pub(crate) fn drain_refill(fd: RawFd) -> Result<Vec<u8>> {
-    let fl = sys::fcntl(fd, libc::F_GETFL, 0).map_err(FdError::sys(fd, "F_GETFL"))?;
-    if fl & libc::O_NONBLOCK == 0 {
-        sys::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)
-            .map_err(FdError::sys(fd, "F_SETFL"))?;
-    }
+    let path = format!("/proc/self/fd/{fd}");
+    let r = sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
+        .map_err(FdError::sys(fd, "open read side for drain"))?;
     let mut data = Vec::new();
     let mut chunk = vec![0u8; 65536];
-    let res = loop {
-        match sys::read(fd, &mut chunk) {
-            Ok(0) => break Ok(()),
+    loop {
+        match sys::read(r.as_raw_fd(), &mut chunk) {
+            Ok(0) => break,
             Ok(n) => data.extend_from_slice(&chunk[..n]),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => {
-                break Err(FdError::Sys {
+                return Err(FdError::Sys {
                     fd,
                     op: "drain read",
                     source: e,
                 });
             }
         }
-    };
-    if fl & libc::O_NONBLOCK == 0 {
-        sys::fcntl(fd, libc::F_SETFL, fl).map_err(FdError::sys(fd, "F_SETFL"))?;
     }
-    res?;
     if !data.is_empty() {
-        let w = sys::open(
-            &format!("/proc/self/fd/{fd}"),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            0,
-        )
-        .map_err(FdError::sys(fd, "open write side for refill"))?;
+        let w = sys::open(&path, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
+            .map_err(FdError::sys(fd, "open write side for refill"))?;
         write_all(w.as_raw_fd(), &data).map_err(FdError::sys(fd, "refill"))?;
     }
     Ok(data)

@@ -29,6 +29,40 @@ fn saving_a_pipe_loses_no_data() {
     });
 }
 
+/// Another process sharing the description reads its flags for its own image while the
+/// elected process drains: it must never see the drain's O_NONBLOCK (it would save it, and the
+/// program's blocking reads would fail with EAGAIN after restart).
+#[test]
+fn draining_never_shows_o_nonblock_on_the_programs_description() {
+    in_child("pipe-drain-flags", || {
+        pipe_at(3, 4);
+        let payload = vec![7u8; 60_000];
+        let mut done = 0;
+        while done < payload.len() {
+            done += sys::write(4, &payload[done..]).unwrap();
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    seen += u32::from(status_flags(3) & libc::O_NONBLOCK != 0);
+                }
+                seen
+            })
+        };
+        for _ in 0..200 {
+            let data = crate::kinds::pipe::drain_refill(3).map_err(|e| e.to_string())?;
+            check_eq!(data.len(), payload.len(), "drained bytes");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        check_eq!(watcher.join().unwrap(), 0, "samples showing O_NONBLOCK");
+        check_eq!(read_n(3, 65536)?.len(), payload.len(), "data left in the pipe");
+        Ok(())
+    });
+}
+
 #[test]
 fn pipe_with_both_ends_comes_back_as_a_real_pipe_with_data_and_capacity() {
     in_child("pipe", || {
