@@ -79,8 +79,12 @@ pub fn save(d: &FdDesc, drained: &mut Drained, opts: &SaveOptions) -> Result<Sta
 /// own images at this very moment) never has O_NONBLOCK set, not even briefly.
 pub(crate) fn drain_refill(fd: RawFd) -> Result<Vec<u8>> {
     let path = format!("/proc/self/fd/{fd}");
-    let r = sys::open(&path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
-        .map_err(FdError::sys(fd, "open read side for drain"))?;
+    let r = sys::open(
+        &path,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(FdError::sys(fd, "open read side for drain"))?;
     let mut data = Vec::new();
     let mut chunk = vec![0u8; 65536];
     loop {
@@ -99,8 +103,12 @@ pub(crate) fn drain_refill(fd: RawFd) -> Result<Vec<u8>> {
         }
     }
     if !data.is_empty() {
-        let w = sys::open(&path, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
-            .map_err(FdError::sys(fd, "open write side for refill"))?;
+        let w = sys::open(
+            &path,
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(FdError::sys(fd, "open write side for refill"))?;
         write_all(w.as_raw_fd(), &data).map_err(FdError::sys(fd, "refill"))?;
     }
     Ok(data)
