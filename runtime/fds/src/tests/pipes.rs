@@ -58,7 +58,11 @@ fn draining_never_shows_o_nonblock_on_the_programs_description() {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         check_eq!(watcher.join().unwrap(), 0, "samples showing O_NONBLOCK");
-        check_eq!(read_n(3, 65536)?.len(), payload.len(), "data left in the pipe");
+        check_eq!(
+            read_n(3, 65536)?.len(),
+            payload.len(),
+            "data left in the pipe"
+        );
         Ok(())
     });
 }
