@@ -82,9 +82,10 @@ pub fn join(settings: &Settings, parent: Option<UniquePid>) -> Result<Assignment
     let hello = WorkerHello {
         hostname: dmtcp_protocol::ids::hostname(),
         progname: progname(),
-        // SAFETY: getpid/getppid cannot fail.
-        real_pid: unsafe { libc::getpid() },
-        real_ppid: unsafe { libc::getppid() },
+        // The kernel's ids: libc's getpid/getppid are our virtual-id wrappers.
+        real_pid: dmtcp_restorer::sys::getpid(),
+        // SAFETY: getppid has no arguments and cannot fail.
+        real_ppid: unsafe { libc::syscall(libc::SYS_getppid) as i32 },
         parent,
         interval: settings.interval,
     };
