@@ -1,10 +1,9 @@
 //! Parallel compression for the image writer.
 //!
 //! The writer (the forked child, or the frozen process itself) cuts the saved bytes into
-//! frames and clones compression *worker processes* of itself: raw `clone` without `CLONE_VM`,
-//! like the forked writer, so each worker shares the same copy-on-write snapshot for free and
-//! owns private copies of the zstd context and buffers made before the clone. No thread is
-//! created and nothing of glibc's (whose locks frozen threads may hold) runs in a worker.
+//! frames and clones compression *worker processes* of itself ([`worker_clones`]): each shares
+//! the same copy-on-write snapshot and owns private copies of the zstd context and buffers
+//! made before the clone.
 //!
 //! Workers take frame numbers from a shared counter, compress the frame into a slot of a
 //! `MAP_SHARED` ring made before they were cloned, and mark the slot ready; the writer appends
@@ -16,6 +15,8 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use dmtcp_image::writer::FrameInfo;
 use dmtcp_image::{EncodedFrame, FrameEncoder, ImageWriter};
+
+use super::worker_clones::{self, SharedMap, reap};
 use std::io::{self, Write};
 
 /// How frames are stored (`DMTCP_GZIP`: `0`, `1` or `adaptive`).
@@ -216,29 +217,19 @@ pub fn write_frames<W: Write>(
     let ring = Ring::map(frames as u32, 2 * workers, plan.frame_size as usize)
         .map_err(CompressError::Setup)?;
     let mut pids = Vec::with_capacity(workers);
-    let parent = std::process::id() as i32;
     for _ in 0..workers {
-        // SAFETY: clone without CLONE_VM and without exit signal: a copy of this (single-
-        // threaded here) process continuing on a copy of this stack, like fork without glibc's
-        // handlers. The child only compresses frames and exits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
-        if pid == 0 {
-            // SAFETY: make the kernel end this worker if the writer dies.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            // SAFETY: plain query.
-            if unsafe { libc::getppid() } != parent {
-                exit_now(1);
-            }
+        let spawned = worker_clones::spawn(|| {
             let ok = worker(plan, &ring, &mut encoder, &mut buf, &mut encoded, tuning);
-            exit_now(if ok { 0 } else { 1 });
+            if ok { 0 } else { 1 }
+        });
+        match spawned {
+            Ok(pid) => pids.push(pid),
+            Err(err) => {
+                ring.abort();
+                reap(&pids, true);
+                return Err(CompressError::Setup(err));
+            }
         }
-        if pid < 0 {
-            let err = io::Error::last_os_error();
-            ring.abort();
-            reap(&pids, true);
-            return Err(CompressError::Setup(err));
-        }
-        pids.push(pid as i32);
     }
     let r = drain(plan, w, &ring, &pids, mode, &note);
     if r.is_err() {
@@ -246,12 +237,6 @@ pub fn write_frames<W: Write>(
     }
     reap(&pids, r.is_err());
     r
-}
-
-fn exit_now(code: i32) -> ! {
-    // SAFETY: ends this worker process at once (no atexit handlers, no stdio flush).
-    unsafe { libc::syscall(libc::SYS_exit_group, code) };
-    unreachable!("exit_group returned")
 }
 
 /// The writer's side: frames in stream order, from the ring or raw from memory.
@@ -428,32 +413,6 @@ fn dead_worker(pids: &[i32]) -> Option<CompressError> {
     None
 }
 
-/// Waits for every worker (killing them first when `kill`).
-fn reap(pids: &[i32], kill: bool) {
-    for &pid in pids {
-        if kill {
-            // SAFETY: signalling a worker process this writer created.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        loop {
-            // SAFETY: an all-zero siginfo is a valid value.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid into a local siginfo.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::__WCLONE,
-                )
-            };
-            if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
-        }
-    }
-}
-
 const UNCLAIMED: u32 = 0;
 const BY_WORKER: u32 = 1;
 const BY_WRITER: u32 = 2;
@@ -481,8 +440,7 @@ struct Slot {
 
 /// The shared memory: control words, one claim word per frame, slot heads, slot data.
 struct Ring {
-    base: *mut u8,
-    len: usize,
+    map: SharedMap,
     frames: u32,
     slots: usize,
     claims_at: usize,
@@ -498,24 +456,10 @@ impl Ring {
         let slots_at = (claims_at + frames as usize * 4).next_multiple_of(64);
         let data_at = (slots_at + slots * std::mem::size_of::<Slot>()).next_multiple_of(page);
         let data_cap = FrameEncoder::out_capacity(frame_size).next_multiple_of(page);
-        let len = data_at + slots * data_cap;
-        // SAFETY: a new shared anonymous mapping, zero-filled (every word starts at 0).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        // Zero-filled: every word starts at 0.
+        let map = SharedMap::new(data_at + slots * data_cap)?;
         Ok(Ring {
-            base: p.cast(),
-            len,
+            map,
             frames,
             slots,
             claims_at,
@@ -527,13 +471,13 @@ impl Ring {
 
     fn ctl(&self) -> &Control {
         // SAFETY: the mapping starts with a zero-initialised Control (all atomics).
-        unsafe { &*(self.base as *const Control) }
+        unsafe { &*(self.map.base as *const Control) }
     }
 
     fn claim(&self, k: u32) -> &AtomicU32 {
         assert!(k < self.frames);
         // SAFETY: one aligned u32 per frame inside the mapping.
-        unsafe { &*(self.base.add(self.claims_at + 4 * k as usize) as *const AtomicU32) }
+        unsafe { &*(self.map.base.add(self.claims_at + 4 * k as usize) as *const AtomicU32) }
     }
 
     fn slot(&self, k: u32) -> &Slot {
@@ -541,6 +485,7 @@ impl Ring {
         // SAFETY: slot heads are aligned, inside the mapping, and start zeroed (valid values).
         unsafe {
             &*(self
+                .map
                 .base
                 .add(self.slots_at + i * std::mem::size_of::<Slot>()) as *const Slot)
         }
@@ -552,7 +497,9 @@ impl Ring {
         let i = k as usize % self.slots;
         assert!(len <= self.data_cap);
         // SAFETY: inside the mapping; the caller guarantees nobody writes it now.
-        unsafe { std::slice::from_raw_parts(self.base.add(self.data_at + i * self.data_cap), len) }
+        unsafe {
+            std::slice::from_raw_parts(self.map.base.add(self.data_at + i * self.data_cap), len)
+        }
     }
 
     /// # Safety
@@ -563,20 +510,13 @@ impl Ring {
         assert!(len <= self.data_cap);
         // SAFETY: inside the mapping; the caller guarantees exclusive use of the slot.
         unsafe {
-            std::slice::from_raw_parts_mut(self.base.add(self.data_at + i * self.data_cap), len)
+            std::slice::from_raw_parts_mut(self.map.base.add(self.data_at + i * self.data_cap), len)
         }
     }
 
     fn abort(&self) {
         self.ctl().abort.store(1, Ordering::Release);
         futex_wake(&self.ctl().consumed);
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping; every worker is gone (reaped) before the ring is dropped.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
     }
 }
 

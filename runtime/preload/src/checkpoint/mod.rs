@@ -36,6 +36,7 @@ mod sigwrap;
 mod sockets;
 pub(crate) mod sysv;
 pub(crate) mod threads;
+mod worker_clones;
 mod write;
 mod zombies;
 

@@ -1,12 +1,13 @@
 //! Checksums of many frames on several processes: the incremental writer compares every frame
 //! no dirty source vouches for with the previous image, and one thread hashing 2 GiB takes
-//! most of a generation's time. Workers are raw clones of the writer (like the compression
-//! workers, `compress`): they share its snapshot copy-on-write, take frame numbers from a
-//! shared counter, write each checksum beside a "done" word in a shared mapping, and exit.
-//! They allocate nothing. The writer hashes too, and hashes itself whatever a worker that
+//! most of a generation's time. Workers ([`worker_clones`]) take frame numbers from a shared
+//! counter, write each checksum beside a "done" word in a shared mapping, and exit. They
+//! allocate nothing. The writer hashes too, and hashes itself whatever a worker that
 //! died left undone.
 
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::worker_clones::{self, SharedMap};
 
 /// Below this many bytes the writer hashes alone.
 const INLINE_BYTES: u64 = 128 << 20;
@@ -35,27 +36,15 @@ fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline: u64) ->
     if workers <= 1 || bytes < inline {
         return frames.iter().map(hash).collect();
     }
-    let len = 8 + n * std::mem::size_of::<Slot>();
-    // SAFETY: a new shared anonymous mapping, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Ok(map) = SharedMap::new(8 + n * std::mem::size_of::<Slot>()) else {
         return frames.iter().map(hash).collect();
-    }
+    };
     // SAFETY: the mapping is zeroed and large enough for the counter and n slots; atomics make
     // the sharing with the workers sound.
     let (next, slots) = unsafe {
         (
-            &*(p as *const AtomicU64),
-            std::slice::from_raw_parts((p as usize + 8) as *const Slot, n),
+            &*(map.base as *const AtomicU64),
+            std::slice::from_raw_parts(map.base.add(8) as *const Slot, n),
         )
     };
     let work = || {
@@ -68,49 +57,17 @@ fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline: u64) ->
             slots[k].done.store(1, Ordering::Release);
         }
     };
-    // SAFETY: plain system call (the real pid, which getppid gives in the workers).
-    let parent = unsafe { libc::syscall(libc::SYS_getpid) };
-    let mut pids = [0i32; 64];
-    let mut started = 0;
-    for slot in pids.iter_mut().take(workers.min(64) - 1) {
-        // SAFETY: clone without CLONE_VM and without exit signal: a copy of this process on a
-        // copy of this stack, which only hashes frames and exits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
-        if pid == 0 {
-            // SAFETY: end this worker with the writer; then plain queries and exit.
-            unsafe {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::syscall(libc::SYS_getppid) == parent {
-                    work();
-                }
-                libc::syscall(libc::SYS_exit_group, 0);
-            }
-        }
-        if pid < 0 {
-            break;
-        }
-        *slot = pid as i32;
-        started += 1;
-    }
+    let pids: Vec<i32> = (1..workers.min(64))
+        .map_while(|_| {
+            worker_clones::spawn(|| {
+                work();
+                0
+            })
+            .ok()
+        })
+        .collect();
     work();
-    for &pid in &pids[..started] {
-        loop {
-            // SAFETY: an all-zero siginfo is a valid value; waitid into it.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waiting for our own clone child.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::__WCLONE,
-                )
-            };
-            if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
-        }
-    }
+    worker_clones::reap(&pids, false);
     let out = frames
         .iter()
         .zip(slots)
@@ -122,8 +79,7 @@ fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline: u64) ->
             }
         })
         .collect();
-    // SAFETY: unmapping the mapping made above; the workers are gone.
-    unsafe { libc::munmap(p, len) };
+    drop(map); // The workers are gone.
     out
 }
 
