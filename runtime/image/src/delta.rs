@@ -13,7 +13,7 @@ use crate::frame::{Codec, EncodedFrame, FrameEncoder};
 use crate::reader::Image;
 use crate::region::RegionId;
 use crate::source::Source;
-use crate::writer::ImageWriter;
+use crate::writer::{FrameInfo, ImageWriter};
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -112,6 +112,8 @@ pub struct DeltaWriter {
     basis: Option<Basis>,
     encoder: FrameEncoder,
     scratch: EncodedFrame,
+    /// Whether frames are compressed at all (a level was given).
+    compresses: bool,
     frame: u64,
     /// Checksums computed ahead (by several processes): `(address, raw length, xxh3)` in the
     /// order the frames will be appended (None: known to have changed), and the next one to
@@ -137,6 +139,7 @@ impl DeltaWriter {
             basis,
             encoder: FrameEncoder::new(level)?,
             scratch: EncodedFrame::with_capacity(frame as usize),
+            compresses: level.is_some(),
             frame,
             known: Vec::new(),
             known_at: 0,
@@ -293,8 +296,21 @@ impl DeltaWriter {
                         }
                         None => chunk,
                     };
-                    self.encoder.encode_into(raw, &mut self.scratch)?;
-                    w.append_frame(&self.scratch)?;
+                    // Frames stored raw go from `raw` to the file: no copy into `scratch`.
+                    if self.compresses && !crate::frame::looks_incompressible(raw) {
+                        self.encoder.encode_into(raw, &mut self.scratch)?;
+                        w.append_frame(&self.scratch)?;
+                    } else {
+                        let h = checksum(raw);
+                        let info = FrameInfo {
+                            zstd: false,
+                            raw_len: len,
+                            stored_len: len,
+                            raw_xxh3: h,
+                            stored_xxh3: h,
+                        };
+                        w.append_stored(&info, raw)?;
+                    }
                     self.stats.new_frames += 1;
                     self.stats.new_bytes += u64::from(len);
                 }

@@ -155,7 +155,7 @@ const RANDOM_BITS: f64 = 7.9;
 /// only to store them raw: true when every one of a few samples spread over the frame has
 /// the byte entropy of random data. Costs a histogram of 16 KiB per frame. A frame of
 /// repeated random blocks (which zstd could shrink) is stored raw: larger, still correct.
-fn looks_incompressible(raw: &[u8]) -> bool {
+pub(crate) fn looks_incompressible(raw: &[u8]) -> bool {
     if raw.len() < SAMPLED_FRAME {
         return false;
     }
