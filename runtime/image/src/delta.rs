@@ -112,8 +112,6 @@ pub struct DeltaWriter {
     basis: Option<Basis>,
     encoder: FrameEncoder,
     scratch: EncodedFrame,
-    /// Whether frames are compressed at all (a level was given).
-    compresses: bool,
     frame: u64,
     /// Checksums computed ahead (by several processes): `(address, raw length, xxh3)` in the
     /// order the frames will be appended (None: known to have changed), and the next one to
@@ -139,7 +137,6 @@ impl DeltaWriter {
             basis,
             encoder: FrameEncoder::new(level)?,
             scratch: EncodedFrame::with_capacity(frame as usize),
-            compresses: level.is_some(),
             frame,
             known: Vec::new(),
             known_at: 0,
@@ -297,8 +294,8 @@ impl DeltaWriter {
                         None => chunk,
                     };
                     // Frames stored raw go from `raw` to the file: no copy into `scratch`.
-                    if self.compresses && !crate::frame::looks_incompressible(raw) {
-                        self.encoder.encode_into(raw, &mut self.scratch)?;
+                    if self.encoder.worth_compressing(raw) {
+                        self.encoder.compress_into(raw, &mut self.scratch)?;
                         w.append_frame(&self.scratch)?;
                     } else {
                         let h = checksum(raw);

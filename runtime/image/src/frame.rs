@@ -101,9 +101,26 @@ impl FrameEncoder {
         zstd::zstd_safe::compress_bound(raw_len).max(raw_len)
     }
 
+    /// Whether zstd is worth running on `raw`: compression is on and the frame does not look
+    /// like random bytes (see [`looks_incompressible`]).
+    pub fn worth_compressing(&self, raw: &[u8]) -> bool {
+        self.compressor.is_some() && !looks_incompressible(raw)
+    }
+
     /// Encodes `raw` (at most 4 MiB) into `out`, choosing raw storage when compression does not
     /// shrink it. Reuses `out`'s buffer.
     pub fn encode_into(&mut self, raw: &[u8], out: &mut EncodedFrame) -> Result<()> {
+        let try_zstd = self.worth_compressing(raw);
+        self.encode_with(raw, out, try_zstd)
+    }
+
+    /// [`encode_into`](Self::encode_into) for a frame [`worth_compressing`](Self::worth_compressing)
+    /// already said yes to (the frame is not sampled again).
+    pub fn compress_into(&mut self, raw: &[u8], out: &mut EncodedFrame) -> Result<()> {
+        self.encode_with(raw, out, true)
+    }
+
+    fn encode_with(&mut self, raw: &[u8], out: &mut EncodedFrame, try_zstd: bool) -> Result<()> {
         if raw.is_empty() || raw.len() > MAX_FRAME_RAW {
             return Err(ImageError::Misuse(format!(
                 "a frame holds 1 to {MAX_FRAME_RAW} raw bytes, not {}",
@@ -114,11 +131,7 @@ impl FrameEncoder {
         out.raw_xxh3 = checksum(raw);
         out.data.clear();
         let mut codec = Codec::Raw;
-        if let Some(c) = self
-            .compressor
-            .as_mut()
-            .filter(|_| !looks_incompressible(raw))
-        {
+        if let Some(c) = self.compressor.as_mut().filter(|_| try_zstd) {
             let need = Self::out_capacity(raw.len());
             if out.data.capacity() < need {
                 out.data.reserve_exact(need);
@@ -155,7 +168,7 @@ const RANDOM_BITS: f64 = 7.9;
 /// only to store them raw: true when every one of a few samples spread over the frame has
 /// the byte entropy of random data. Costs a histogram of 16 KiB per frame. A frame of
 /// repeated random blocks (which zstd could shrink) is stored raw: larger, still correct.
-pub(crate) fn looks_incompressible(raw: &[u8]) -> bool {
+fn looks_incompressible(raw: &[u8]) -> bool {
     if raw.len() < SAMPLED_FRAME {
         return false;
     }
