@@ -386,31 +386,19 @@ fn worker(
 
 /// A worker that failed (non-zero exit) or was killed while the writer still needs frames.
 fn dead_worker(pids: &[i32]) -> Option<CompressError> {
-    for &pid in pids {
-        // SAFETY: an all-zero siginfo is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid into a local siginfo; WNOWAIT leaves the zombie for `reap`.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WCLONE,
-            )
-        };
-        // SAFETY: reading the union fields the kernel filled for a child state change.
-        let (got, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+    pids.iter().find_map(|&pid| {
+        let (code, status) = worker_clones::ended(pid)?;
         // A worker that found no frame left exits with status 0 while others still work.
-        if r == 0 && got == pid && !(code == libc::CLD_EXITED && status == 0) {
-            let why = if code == libc::CLD_EXITED {
-                format!("exit status {status}")
-            } else {
-                format!("signal {status}")
-            };
-            return Some(CompressError::WorkerDied { pid, why });
+        if code == libc::CLD_EXITED && status == 0 {
+            return None;
         }
-    }
-    None
+        let why = if code == libc::CLD_EXITED {
+            format!("exit status {status}")
+        } else {
+            format!("signal {status}")
+        };
+        Some(CompressError::WorkerDied { pid, why })
+    })
 }
 
 const UNCLAIMED: u32 = 0;

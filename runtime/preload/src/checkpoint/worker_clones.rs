@@ -77,6 +77,30 @@ pub fn exit_now(code: i32) -> ! {
     unreachable!("exit_group returned")
 }
 
+/// `waitid` for one worker (a clone child: `__WCLONE`); the call's result and the siginfo.
+fn wait_worker(pid: i32, flags: i32) -> (i32, libc::siginfo_t) {
+    // SAFETY: an all-zero siginfo is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid into a local siginfo, for our own clone child.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            flags | libc::__WCLONE,
+        )
+    };
+    (r, info)
+}
+
+/// How the worker ended (`si_code`, `si_status`) if it has, without reaping it.
+pub fn ended(pid: i32) -> Option<(i32, i32)> {
+    let (r, info) = wait_worker(pid, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+    // SAFETY: reading the union fields the kernel filled for a child state change.
+    let (got, status) = unsafe { (info.si_pid(), info.si_status()) };
+    (r == 0 && got == pid).then_some((info.si_code, status))
+}
+
 /// Waits for every worker (killing them first when `kill`).
 pub fn reap(pids: &[i32], kill: bool) {
     for &pid in pids {
@@ -85,21 +109,8 @@ pub fn reap(pids: &[i32], kill: bool) {
             // virtual-id translation).
             unsafe { libc::syscall(libc::SYS_kill, pid, libc::SIGKILL) };
         }
-        loop {
-            // SAFETY: an all-zero siginfo is a valid value.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid into a local siginfo, for our own clone child.
-            let r = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::__WCLONE,
-                )
-            };
-            if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
-        }
+        while wait_worker(pid, libc::WEXITED).0 != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
     }
 }
