@@ -73,6 +73,8 @@ pub fn capture(maps: &[Mapping], skip: u64) -> bool {
 /// Copies our own memory with process_vm_readv: pages past the end of a shared file raise
 /// SIGBUS when touched, here the copy just stops there (the writer does not save them).
 fn copy_own(from: u64, to: u64, len: u64) {
+    // The kernel's pid: libc::getpid() is our own wrapper, a virtual id after a restart.
+    let me = dmtcp_restorer::sys::getpid();
     let mut done = 0;
     while done < len {
         let n = (len - done).min(64 << 20) as usize;
@@ -84,8 +86,6 @@ fn copy_own(from: u64, to: u64, len: u64) {
             iov_base: (from + done) as *mut libc::c_void,
             iov_len: n,
         };
-        // The kernel's pid: libc::getpid() is our own wrapper, a virtual id after a restart.
-        let me = dmtcp_restorer::sys::getpid();
         // SAFETY: reading this process's own mapped range into our private copy of it.
         let r = unsafe { libc::process_vm_readv(me, &local, 1, &remote, 1, 0) };
         if r <= 0 {
