@@ -41,6 +41,9 @@ static OWNER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new
 pub fn init() {
     // SAFETY: a plain query of our pid.
     OWNER.store(unsafe { libc::getpid() }, Ordering::Release);
+    // A writer named here is our parent's (after fork) or the checkpointed process's (after
+    // restart), not our child.
+    UNREAPED.store(0, Ordering::Release);
     // SAFETY: a new shared anonymous page.
     let p = unsafe {
         sys::syscall6(
@@ -68,6 +71,7 @@ pub fn spawn(job: &Job) -> Option<i32> {
     if OWNER.load(Ordering::Acquire) != unsafe { libc::getpid() } {
         init();
     }
+    reap_writer();
     let report = REPORT.load(Ordering::Acquire);
     if report == 0 {
         return None;
@@ -129,8 +133,13 @@ pub fn spawn(job: &Job) -> Option<i32> {
 const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
 
-/// Waits for the writer `pid` and returns what it reported. Meanwhile calls `progress` with
-/// the raw bytes saved so far and in all, about four times a second while they change.
+/// A writer that reported but may still be exiting: reaped by `reap_writer`.
+static UNREAPED: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// Waits for the writer `pid` and returns what it reported, as soon as it reports: its exit
+/// (unmapping its copy of the address space, tens of ms at 2 GiB) is left to `reap_writer`.
+/// Meanwhile calls `progress` with the raw bytes saved so far and in all, about four times a
+/// second while they change.
 pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, String> {
     let report = REPORT.load(Ordering::Acquire);
     // SAFETY: the shared page; the child writes it, we only read.
@@ -138,6 +147,10 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
     let mut info = [0u8; 128];
     let mut last = u64::MAX;
     loop {
+        if rep.status.load(Ordering::Acquire) != 0 {
+            UNREAPED.store(pid, Ordering::Release);
+            break;
+        }
         // waitid(P_PID, pid, &info, WEXITED | WNOHANG | __WCLONE, NULL)
         // SAFETY: waitid into a local siginfo buffer.
         let r = unsafe {
@@ -180,6 +193,10 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
             )
         };
     }
+    report_of(rep)
+}
+
+fn report_of(rep: &Report) -> Result<Written, String> {
     match rep.status.load(Ordering::Acquire) {
         1 => Ok(Written {
             path: String::from_utf8_lossy(&rep.path[..rep.path_len as usize]).into_owned(),
@@ -189,5 +206,32 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
         }),
         2 => Err(String::from_utf8_lossy(&rep.err[..rep.err_len as usize]).into_owned()),
         _ => Err("the image writer process died before finishing".into()),
+    }
+}
+
+/// Reaps the writer `wait` returned early for (blocking until it has exited), so no zombie is
+/// left and its pid cannot be reused while we still name it.
+pub fn reap_writer() {
+    let pid = UNREAPED.swap(0, Ordering::AcqRel);
+    if pid <= 0 {
+        return;
+    }
+    let mut info = [0u8; 128];
+    loop {
+        // waitid(P_PID, pid, &info, WEXITED | __WCLONE, NULL)
+        // SAFETY: waitid into a local siginfo buffer.
+        let r = unsafe {
+            sys::syscall5(
+                247,
+                1,
+                pid as usize,
+                info.as_mut_ptr() as usize,
+                4 | 0x8000_0000,
+                0,
+            )
+        };
+        if r != -4 {
+            break; // reaped, or ECHILD: nothing left to wait for
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! `/proc/self/maps`, parsed by hand (the procfs crate mis-parses `[vvar_vclock]`), and page
 //! residency from `/proc/self/pagemap`.
 
+use super::dirty::pagemap_scan::{self, PageRegion, ScanError};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,10 +94,14 @@ const PAGE: u64 = 4096;
 const PRESENT: u64 = 1 << 63;
 const SWAPPED: u64 = 1 << 62;
 
-/// Page residency of this process's memory.
+/// Page residency of this process's memory: `PAGEMAP_SCAN` where the kernel has it (runs of
+/// resident pages, ~4x faster at 2 GiB), else one pagemap entry per page.
 pub struct Pagemap {
     file: std::fs::File,
     buf: Vec<u64>,
+    regions: Vec<PageRegion>,
+    /// Cleared when the kernel has no `PAGEMAP_SCAN`.
+    scan: bool,
 }
 
 impl Pagemap {
@@ -103,6 +109,8 @@ impl Pagemap {
         Ok(Pagemap {
             file: std::fs::File::open("/proc/thread-self/pagemap")?,
             buf: vec![0; 8192],
+            regions: vec![PageRegion::default(); 512],
+            scan: true,
         })
     }
 
@@ -112,9 +120,20 @@ impl Pagemap {
         &mut self,
         start: u64,
         end: u64,
-        mut f: impl FnMut(u64, u64) -> io::Result<()>,
+        f: impl FnMut(u64, u64) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mut run: Option<(u64, u64)> = None;
+        let mut runs = Runs::default();
+        if self.scan {
+            let fd = self.file.as_raw_fd();
+            match pagemap_scan::resident(fd, start, end, &mut self.regions, |s, e| {
+                runs.add(s - start, e - s)
+            }) {
+                Ok(()) => return runs.each(f),
+                Err(ScanError::Unsupported(_)) => self.scan = false,
+                Err(_) => {}
+            }
+            runs = Runs::default();
+        }
         let mut page = start / PAGE;
         let last = end / PAGE;
         while page < last {
@@ -125,23 +144,78 @@ impl Pagemap {
             };
             self.file.read_exact_at(bytes, page * 8)?;
             for (i, &e) in self.buf[..n].iter().enumerate() {
-                let off = (page + i as u64) * PAGE - start;
                 if e & (PRESENT | SWAPPED) != 0 {
-                    run = match run {
-                        Some((s, l)) if s + l == off => Some((s, l + PAGE)),
-                        Some((s, l)) => {
-                            f(s, l)?;
-                            Some((off, PAGE))
-                        }
-                        None => Some((off, PAGE)),
-                    };
+                    runs.add((page + i as u64) * PAGE - start, PAGE);
                 }
             }
             page += n as u64;
         }
-        if let Some((s, l)) = run {
-            f(s, l)?;
+        runs.each(f)
+    }
+}
+
+/// Runs of pages, adjacent ones merged.
+#[derive(Default)]
+struct Runs(Vec<(u64, u64)>);
+
+impl Runs {
+    fn add(&mut self, off: u64, len: u64) {
+        match self.0.last_mut() {
+            Some((s, l)) if *s + *l == off => *l += len,
+            _ => self.0.push((off, len)),
         }
-        Ok(())
+    }
+
+    fn each(self, mut f: impl FnMut(u64, u64) -> io::Result<()>) -> io::Result<()> {
+        self.0.into_iter().try_for_each(|(s, l)| f(s, l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs_of(pm: &mut Pagemap, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        pm.resident_runs(start, end, |o, l| {
+            v.push((o, l));
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn scan_and_per_page_reads_find_the_same_runs() {
+        let len = 64 * PAGE as usize;
+        // SAFETY: a fresh private anonymous mapping, ours alone.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let base = p as u64;
+        for page in [0u64, 1, 2, 7, 20, 21, 63] {
+            // SAFETY: inside the mapping above.
+            unsafe { *((base + page * PAGE) as *mut u8) = 1 };
+        }
+        let want = vec![
+            (0, 3 * PAGE),
+            (7 * PAGE, PAGE),
+            (20 * PAGE, 2 * PAGE),
+            (63 * PAGE, PAGE),
+        ];
+        let mut pm = Pagemap::open().unwrap();
+        assert_eq!(runs_of(&mut pm, base, base + len as u64), want);
+        pm.scan = false;
+        assert_eq!(runs_of(&mut pm, base, base + len as u64), want);
+        // SAFETY: unmapping what we mapped.
+        unsafe { libc::munmap(p, len) };
     }
 }

@@ -188,6 +188,8 @@ pub fn run(order: &CheckpointOrder) -> Result<(), SessionError> {
     ckpt_lock::release_exclusive();
     IN_CHECKPOINT.store(0, Ordering::Release);
     sys::futex_wake_all(&IN_CHECKPOINT);
+    // The program runs and the image is reported: now wait for the writer's exit.
+    forked::reap_writer();
     r
 }
 

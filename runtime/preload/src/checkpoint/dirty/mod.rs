@@ -21,7 +21,7 @@
 //! is the last thing before the clone, the state it fills lives in a mapping that is never
 //! registered, and the checkpoint thread's stack is always re-read by the writer.
 
-mod pagemap_scan;
+pub(super) mod pagemap_scan;
 mod uffd_wp;
 
 use core::sync::atomic::{AtomicUsize, Ordering};

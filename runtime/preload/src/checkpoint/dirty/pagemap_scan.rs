@@ -1,7 +1,8 @@
 //! The `PAGEMAP_SCAN` ioctl of `/proc/self/pagemap` (Linux 6.7): lists the pages of a range
-//! written since they were last write-protected and write-protects them again, atomically.
-//! Everything here runs between the scan and the writer's fork: it allocates nothing and
-//! writes only the caller's buffers (memory that is not tracked) and the stack.
+//! written since they were last write-protected and write-protects them again, atomically;
+//! or the pages of a range that are resident. Everything here runs between the scan and the
+//! writer's fork: it allocates nothing and writes only the caller's buffers (memory that is
+//! not tracked) and the stack.
 
 /// `_IOWR('f', 16, struct pm_scan_arg)`.
 const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
@@ -12,6 +13,10 @@ const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
 const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
 /// The page's uffd-wp bit is clear: written (or populated) since it was protected.
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
+/// In memory.
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+/// Swapped out (or any other non-present pte, such as a uffd-wp marker).
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
 
 #[repr(C)]
 struct ScanArg {
@@ -87,11 +92,64 @@ pub fn scan(
     vec: &mut [PageRegion],
     out: &mut Runs<'_>,
 ) -> Result<(), ScanError> {
+    let query = Query {
+        flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        category_mask: PAGE_IS_WRITTEN,
+        category_anyof_mask: 0,
+        return_mask: PAGE_IS_WRITTEN,
+    };
+    walk(pagemap, start, end, &query, vec, |r| {
+        out.push(r.start, r.end)
+    })
+}
+
+/// Calls `f(start, end)` for each run of pages of `[start, end)` that are present or swapped
+/// out (runs in ascending order; a present run and a swapped one may touch). Much cheaper than
+/// reading `pagemap` itself: no entry per page crosses to user space. Note: a uffd-wp marker
+/// on a hole counts as swapped (the kernel sees a non-present pte), so this is for memory that
+/// has none, such as the forked writer's copy (the fork drops them).
+pub fn resident(
+    pagemap: i32,
+    start: u64,
+    end: u64,
+    vec: &mut [PageRegion],
+    mut f: impl FnMut(u64, u64),
+) -> Result<(), ScanError> {
+    let query = Query {
+        flags: 0,
+        category_mask: 0,
+        category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    };
+    walk(pagemap, start, end, &query, vec, |r| {
+        f(r.start, r.end);
+        Ok(())
+    })
+}
+
+/// What one walk asks of `PAGEMAP_SCAN`.
+struct Query {
+    flags: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+/// Runs `PAGEMAP_SCAN` over `[start, end)` (as many calls as `vec` needs) and hands every
+/// region reported to `each`, in ascending order.
+fn walk(
+    pagemap: i32,
+    start: u64,
+    end: u64,
+    q: &Query,
+    vec: &mut [PageRegion],
+    mut each: impl FnMut(&PageRegion) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
     let mut at = start;
     while at < end {
         let mut arg = ScanArg {
             size: std::mem::size_of::<ScanArg>() as u64,
-            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+            flags: q.flags,
             start: at,
             end,
             walk_end: 0,
@@ -99,9 +157,9 @@ pub fn scan(
             vec_len: vec.len() as u64,
             max_pages: 0,
             category_inverted: 0,
-            category_mask: PAGE_IS_WRITTEN,
-            category_anyof_mask: 0,
-            return_mask: PAGE_IS_WRITTEN,
+            category_mask: q.category_mask,
+            category_anyof_mask: q.category_anyof_mask,
+            return_mask: q.return_mask,
         };
         // SAFETY: PAGEMAP_SCAN reads `arg` and writes at most `vec_len` regions into `vec`.
         let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN, &mut arg) };
@@ -113,7 +171,7 @@ pub fn scan(
             });
         }
         for r in &vec[..(n as usize).min(vec.len())] {
-            out.push(r.start, r.end)?;
+            each(r)?;
         }
         if arg.walk_end <= at {
             // No progress: never loop forever on a kernel that does not advance.
