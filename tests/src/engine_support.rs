@@ -59,6 +59,24 @@ pub fn wait_lines(env: &Env, prog: &mut Spawned, prefix: &str, n: usize) {
     );
 }
 
+/// The first cycle of most tests: waits until `run` printed `n` lines `"<prefix> N"`, then
+/// checkpoints and kills it. Returns its output and those numbers, checked to run from 1
+/// without a gap.
+#[track_caller]
+pub fn checkpoint_after(
+    env: &Env,
+    port: u16,
+    mut run: Spawned,
+    prefix: &str,
+    n: usize,
+) -> (String, Vec<u64>) {
+    wait_lines(env, &mut run, prefix, n);
+    let out = checkpoint_and_kill(env, port, run);
+    let t = numbers(&out, prefix);
+    assert_consecutive(&t, 1, "before the first checkpoint");
+    (out, t)
+}
+
 /// The complete images (`*.dmtcp`) in `dir` whose name starts with `ckpt_<program>_`.
 pub fn images(dir: &Path, program: &str) -> Vec<PathBuf> {
     let want = format!("ckpt_{program}_");

@@ -6,22 +6,17 @@
 use dmtcp_tests::Env;
 use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, finished_ok, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_after, finished_ok, images, numbers,
 };
-use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 
 fn parent_and_child_come_back_as_a_family(mode: PidMode) {
     let env = Env::new(&format!("ckpt_family_{}", mode.name()));
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ckpt_family");
-    let cmd = launch_in_mode(&env, port, mode, &format!("{} 60", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, 1, "the launched parent");
+    let run = launch_tree(&env, port, mode, &format!("{} 60", prog.display()), 2);
+    let (out, t) = checkpoint_after(&env, port, run, "tick", 5);
     let last = *t.last().unwrap();
     let last_child = *numbers(&out, "child").last().unwrap();
     let imgs = images(env.dir.path(), "ckpt_family");

@@ -10,9 +10,9 @@
 
 use dmtcp_tests::Env;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_after, checkpoint_and_kill, images, numbers, wait_lines,
 };
-use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 
 const ITER: u64 = 100;
 
@@ -21,13 +21,8 @@ fn locks_survive_two_restarts(mode: PidMode) {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ids_locks");
-    let cmd = launch_in_mode(&env, port, mode, &format!("{} {ITER}", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 1, true, LONG);
-    wait_lines(&env, &mut run, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, 1, "the launched program");
+    let run = launch_tree(&env, port, mode, &format!("{} {ITER}", prog.display()), 1);
+    let (_, t) = checkpoint_after(&env, port, run, "tick", 5);
     let mut next = t.last().unwrap() + 1;
 
     for cycle in 1..=2 {

@@ -12,9 +12,9 @@
 //! `/proc/self/stat` shows which strategy ran.
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_after, checkpoint_and_kill, images, numbers, wait_lines,
 };
-use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 use dmtcp_tests::{Cmd, Env, Spawned};
 
 const TICKS: u64 = 300;
@@ -44,13 +44,8 @@ fn ids_survive_two_restarts(mode: PidMode) {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("ids_check");
-    let cmd = launch_in_mode(&env, port, mode, &format!("{} {TICKS}", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, 1, "the launched program");
+    let run = launch_tree(&env, port, mode, &format!("{} {TICKS}", prog.display()), 2);
+    let (out, t) = checkpoint_after(&env, port, run, "tick", 5);
     let start = out
         .lines()
         .find(|l| l.starts_with("start pid "))
@@ -132,12 +127,9 @@ fn virtual_ids_survive_a_crowded_restart() {
             prog.display()
         ),
     );
-    let mut run = env.spawn(&launch);
+    let run = env.spawn(&launch);
     env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "tick", 5);
-    let out = checkpoint_and_kill(&env, port, run);
-    let t = numbers(&out, "tick");
-    assert_consecutive(&t, 1, "the launched program");
+    let (out, t) = checkpoint_after(&env, port, run, "tick", 5);
     assert!(out.contains("start pid 101 "), "{out}");
 
     let imgs = images(env.dir.path(), "ids_check");

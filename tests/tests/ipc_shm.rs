@@ -14,22 +14,11 @@ use dmtcp_tests::engine_support::{
 use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
 use dmtcp_tests::process::Cmd;
 
-/// Launches `launch` (a computation of `peers` processes), then twice: waits for 5 more
-/// "tick N" lines, checkpoints with --kcheckpoint and restarts the newest generation. Returns
-/// the stdout of the last run, which must end with "done" and continue the ticks by one.
-pub fn family_cycles(env: &Env, port: u16, launch: Cmd, peers: u32) -> String {
-    resumed_then_family_cycles(env, port, launch, peers, 0)
-}
-
-/// [`family_cycles`] after `resumes` checkpoints the computation survives in place (each
-/// after 5 more ticks).
-pub fn resumed_then_family_cycles(
-    env: &Env,
-    port: u16,
-    launch: Cmd,
-    peers: u32,
-    resumes: usize,
-) -> String {
+/// Launches `launch` (a computation of `peers` processes); `resumes` times waits for 5 more
+/// "tick N" lines and checkpoints it in place; then twice: waits for 5 more ticks, checkpoints
+/// with --kcheckpoint and restarts the newest generation. Returns the stdout of the last run,
+/// which must end with "done" and continue the ticks by one.
+fn family_cycles(env: &Env, port: u16, launch: Cmd, peers: u32, resumes: usize) -> String {
     let mut run = env.spawn(&launch);
     env.wait_peers(port, peers, true, LONG);
     for _ in 0..resumes {
@@ -64,15 +53,43 @@ pub fn resumed_then_family_cycles(
     stdout
 }
 
-fn shared_file_and_posix_shm_stay_shared(mode: PidMode) {
-    let env = Env::new(&format!("ipc_shmfile_{}", mode.name()));
-    let prog = build(&env, "ipc_shmfile", &[]);
+/// Builds tests/programs/`program`.c and runs `<program> <ticks> <arg>` in `mode` (a family
+/// of `peers` processes) through [`family_cycles`]; the last run must reach tick `ticks`.
+/// Returns the test's environment (for what the program left) and that run's output.
+fn run_family(
+    program: &str,
+    mode: PidMode,
+    ticks: u32,
+    arg: &str,
+    peers: u32,
+    resumes: usize,
+) -> (Env, String) {
+    let env = Env::new(&format!("{program}_{}", mode.name()));
+    let prog = build(&env, program, &[]);
     let coord = env.coordinator(&[]);
-    let suffix = format!("{}_{}", std::process::id(), mode.name());
-    let args = format!("{} 150 {suffix}", prog.display());
+    let args = format!("{} {ticks} {arg}", prog.display());
     let launch = launch_in_mode(&env, coord.port, mode, &args);
-    let out = family_cycles(&env, coord.port, launch, 2);
-    assert!(out.contains("tick 150\n"), "{out}");
+    let out = family_cycles(&env, coord.port, launch, peers, resumes);
+    assert!(out.contains(&format!("tick {ticks}\n")), "{out}");
+    (env, out)
+}
+
+/// Names of this test run's own (POSIX shm and mq names are system-wide).
+fn unique_suffix(mode: PidMode) -> String {
+    format!("{}_{}", std::process::id(), mode.name())
+}
+
+/// A SysV key of this test run's own: other tests may run SysV programs in the same IPC
+/// namespace. The programs also use key + 1; `salt` (a multiple of 0x20) keeps programs apart,
+/// and the two modes differ by 0x10.
+fn sysv_key(mode: PidMode, salt: u32) -> u32 {
+    let mode_salt = if mode == PidMode::Namespace { 0 } else { 0x10 };
+    0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt | mode_salt
+}
+
+fn shared_file_and_posix_shm_stay_shared(mode: PidMode) {
+    let suffix = unique_suffix(mode);
+    let (env, _) = run_family("ipc_shmfile", mode, 150, &suffix, 2, 0);
     let disk = std::fs::read(env.dir.join("ipc_shared.dat")).unwrap();
     assert_eq!(disk.len(), 4096);
     // The stop flag the parent wrote through its mapping reached the file.
@@ -85,21 +102,14 @@ fn shared_file_and_posix_shm_stay_shared(mode: PidMode) {
 both_pid_modes!(shared_file_and_posix_shm_stay_shared);
 
 fn sysv_shm_semaphores_and_queues_survive_two_restarts(mode: PidMode) {
-    let env = Env::new(&format!("ipc_sysv_{}", mode.name()));
-    let prog = build(&env, "ipc_sysv", &[]);
-    let coord = env.coordinator(&[]);
-    // A key of our own: other tests may run SysV programs in the same IPC namespace.
-    // The program also uses key + 1.
-    let salt = if mode == PidMode::Namespace {
-        0x10
-    } else {
-        0x20
-    };
-    let key = 0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt;
-    let args = format!("{} 150 {key}", prog.display());
-    let launch = launch_in_mode(&env, coord.port, mode, &args);
-    let out = family_cycles(&env, coord.port, launch, 2);
-    assert!(out.contains("tick 150\n"), "{out}");
+    run_family(
+        "ipc_sysv",
+        mode,
+        150,
+        &sysv_key(mode, 0x20).to_string(),
+        2,
+        0,
+    );
 }
 both_pid_modes!(sysv_shm_semaphores_and_queues_survive_two_restarts);
 
@@ -107,14 +117,7 @@ both_pid_modes!(sysv_shm_semaphores_and_queues_survive_two_restarts);
 /// messages with their priorities and order, and two queues a parent and its child talk
 /// through (ping/pong), with the `mqd_t` values they hold.
 fn posix_message_queues_keep_messages_and_stay_shared(mode: PidMode) {
-    let env = Env::new(&format!("ipc_mq_{}", mode.name()));
-    let prog = build(&env, "ipc_mq", &[]);
-    let coord = env.coordinator(&[]);
-    let suffix = format!("{}_{}", std::process::id(), mode.name());
-    let args = format!("{} 150 {suffix}", prog.display());
-    let launch = launch_in_mode(&env, coord.port, mode, &args);
-    let out = family_cycles(&env, coord.port, launch, 2);
-    assert!(out.contains("tick 150\n"), "{out}");
+    run_family("ipc_mq", mode, 150, &unique_suffix(mode), 2, 0);
 }
 both_pid_modes!(posix_message_queues_keep_messages_and_stay_shared);
 
@@ -124,19 +127,14 @@ both_pid_modes!(posix_message_queues_keep_messages_and_stay_shared);
 /// the holders exit after the last restart the kernel undoes exactly what they held: the
 /// parent then takes the lock without blocking.
 fn sysv_semaphore_undo_survives_two_restarts(mode: PidMode) {
-    let env = Env::new(&format!("ipc_semundo_{}", mode.name()));
-    let prog = build(&env, "ipc_semundo", &[]);
-    let coord = env.coordinator(&[]);
-    let salt = if mode == PidMode::Namespace {
-        0x30
-    } else {
-        0x40
-    };
-    let key = 0x4000_0000 | (std::process::id() & 0xffff) << 8 | salt;
-    let args = format!("{} 100 {key}", prog.display());
-    let launch = launch_in_mode(&env, coord.port, mode, &args);
-    let out = family_cycles(&env, coord.port, launch, 3);
-    assert!(out.contains("tick 100\n"), "{out}");
+    run_family(
+        "ipc_semundo",
+        mode,
+        100,
+        &sysv_key(mode, 0x40).to_string(),
+        3,
+        0,
+    );
 }
 both_pid_modes!(sysv_semaphore_undo_survives_two_restarts);
 
@@ -147,13 +145,6 @@ both_pid_modes!(sysv_semaphore_undo_survives_two_restarts);
 /// checkpoint's drain and refill must not trigger it) and still fires at the end once the
 /// queue was emptied.
 fn mq_notify_registrations_survive_two_restarts(mode: PidMode) {
-    let env = Env::new(&format!("ipc_mqnotify_{}", mode.name()));
-    let prog = build(&env, "ipc_mqnotify", &[]);
-    let coord = env.coordinator(&[]);
-    let suffix = format!("{}_{}", std::process::id(), mode.name());
-    let args = format!("{} 150 {suffix}", prog.display());
-    let launch = launch_in_mode(&env, coord.port, mode, &args);
-    let out = resumed_then_family_cycles(&env, coord.port, launch, 2, 2);
-    assert!(out.contains("tick 150\n"), "{out}");
+    run_family("ipc_mqnotify", mode, 150, &unique_suffix(mode), 2, 2);
 }
 both_pid_modes!(mq_notify_registrations_survive_two_restarts);

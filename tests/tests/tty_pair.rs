@@ -7,9 +7,9 @@
 
 use dmtcp_tests::both_pid_modes;
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, wait_lines,
+    LONG, assert_consecutive, checkpoint_after, checkpoint_and_kill, images, numbers, wait_lines,
 };
-use dmtcp_tests::pid_modes::{PidMode, launch_in_mode};
+use dmtcp_tests::pid_modes::{PidMode, launch_tree};
 use dmtcp_tests::{Env, Spawned};
 
 const ANSWERS: u64 = 400;
@@ -31,12 +31,14 @@ fn pty_pair_between_parent_and_child_survives_two_cycles(mode: PidMode) {
     let coord = env.coordinator(&[]);
     let port = coord.port;
     let prog = env.program("tty_pair");
-    let cmd = launch_in_mode(&env, port, mode, &format!("{} {ANSWERS}", prog.display()));
-    let mut run = env.spawn(&cmd);
-    env.wait_peers(port, 2, true, LONG);
-    wait_lines(&env, &mut run, "step", 3);
-    let t = numbers(&checkpoint_and_kill(&env, port, run), "step");
-    assert_consecutive(&t, 1, "before the first checkpoint");
+    let run = launch_tree(
+        &env,
+        port,
+        mode,
+        &format!("{} {ANSWERS}", prog.display()),
+        2,
+    );
+    let (_, t) = checkpoint_after(&env, port, run, "step", 3);
     let mut next = t.last().unwrap() + 1;
 
     let mut r = restart_all(&env, port);
