@@ -213,7 +213,9 @@ fn report_of(rep: &Report) -> Result<Written, String> {
 /// left and its pid cannot be reused while we still name it.
 pub fn reap_writer() {
     let pid = UNREAPED.swap(0, Ordering::AcqRel);
-    if pid <= 0 {
+    // SAFETY: a plain query of our pid. A fork child of the program inherits the parent's
+    // writer pid, which is not its child.
+    if pid <= 0 || OWNER.load(Ordering::Acquire) != unsafe { libc::getpid() } {
         return;
     }
     let mut info = [0u8; 128];
