@@ -17,6 +17,33 @@ pub struct RawEventData {
     pub path: *const c_char,
 }
 
+impl RawEventData {
+    /// Data of the current layout (`size` set) with every field zero.
+    pub fn empty() -> RawEventData {
+        RawEventData {
+            size: size_of::<RawEventData>() as u32,
+            generation: 0,
+            pid: 0,
+            tid: 0,
+            path: core::ptr::null(),
+        }
+    }
+
+    pub fn with_generation(generation: u32) -> RawEventData {
+        RawEventData {
+            generation,
+            ..RawEventData::empty()
+        }
+    }
+
+    pub fn with_tid(tid: i32) -> RawEventData {
+        RawEventData {
+            tid,
+            ..RawEventData::empty()
+        }
+    }
+}
+
 /// `DmtcpPluginDescriptor_t`.
 #[repr(C)]
 pub struct Descriptor {

@@ -7,20 +7,32 @@ use std::ffi::CStr;
 /// "post" events ([`Event::is_post`]) in reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
+/// The numbers are part of the stable ABI: never renumber, only append.
 pub enum Event {
+    /// The runtime joined the coordinator (library constructor, before `main`).
     Init = 1,
+    /// The process exits normally (`exit` or return from `main`).
     Exit = 2,
     AtforkPrepare = 3,
     AtforkParent = 4,
     AtforkChild = 5,
+    /// About to `exec` a new program (`data.path`).
     PreExec = 6,
+    /// In the new program after `exec`, right after its `Init`.
     PostExec = 7,
+    /// A new program thread starts (in that thread, before its start routine).
     ThreadStart = 8,
+    /// A program thread ends (in that thread).
     ThreadExit = 9,
+    /// A checkpoint begins; program threads still run.
     PreSuspend = 10,
+    /// Every program thread is frozen; the image is about to be written.
     PreCheckpoint = 11,
+    /// The image is written; threads are about to run again.
     Resume = 12,
+    /// The process was restored from an image; threads are about to run again.
     Restart = 13,
+    /// Run by every program thread as it leaves the frozen state (resume or restart).
     ThreadResume = 14,
 }
 

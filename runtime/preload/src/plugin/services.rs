@@ -56,9 +56,9 @@ fn session_context(what: &str, barrier: bool) -> Result<(), c_int> {
     }
     let ok = registry::current_event().is_some_and(|e| {
         if barrier {
-            e.allows_barrier()
+            super::event::allows_barrier(e)
         } else {
-            e.owns_session()
+            super::event::owns_session(e)
         }
     });
     if !ok {
