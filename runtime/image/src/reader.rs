@@ -111,11 +111,13 @@ pub fn read_header<S: Source>(source: &S) -> Result<Header> {
     if PRELUDE_LEN as u64 + header_len > size {
         return Err(ImageError::Incomplete { found: size });
     }
-    let bytes = read_part(source, PRELUDE_LEN as u64, header_len, Part::Header)?;
-    if checksum(&bytes) != prelude.header_xxh3 {
-        return Err(ImageError::Checksum { part: Part::Header });
-    }
-    let header: Header = decode(&bytes, Part::Header)?;
+    let header: Header = read_checked(
+        source,
+        PRELUDE_LEN as u64,
+        header_len,
+        prelude.header_xxh3,
+        Part::Header,
+    )?;
     if !header.page_size.is_power_of_two() || header.page_size < 4096 {
         return Err(ImageError::malformed(
             Part::Header,
@@ -162,6 +164,21 @@ fn read_part<S: Source>(source: &S, offset: u64, len: u64, part: Part) -> Result
     Ok(buf)
 }
 
+/// Reads `part` at `offset`, checks its checksum, then decodes it.
+fn read_checked<S: Source, T: DeserializeOwned>(
+    source: &S,
+    offset: u64,
+    len: u64,
+    xxh3: u64,
+    part: Part,
+) -> Result<T> {
+    let bytes = read_part(source, offset, len, part)?;
+    if checksum(&bytes) != xxh3 {
+        return Err(ImageError::Checksum { part });
+    }
+    decode(&bytes, part)
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8], part: Part) -> Result<T> {
     let (v, rest) = postcard::take_from_bytes(bytes)
         .map_err(|e| ImageError::malformed(part, format!("undecodable: {e}")))?;
@@ -195,32 +212,20 @@ impl<S: Source> Image<S> {
         check_layout(&trailer, prelude, header_end, size)?;
 
         let header = read_header(&source)?;
-        let table_bytes = read_part(
+        let regions: Vec<Region> = read_checked(
             &source,
             trailer.table_offset,
             trailer.table_len,
+            trailer.table_xxh3,
             Part::RegionTable,
         )?;
-        if checksum(&table_bytes) != trailer.table_xxh3 {
-            return Err(ImageError::Checksum {
-                part: Part::RegionTable,
-            });
-        }
-        let regions: Vec<Region> = decode(&table_bytes, Part::RegionTable)?;
-        drop(table_bytes);
-        let index_bytes = read_part(
+        let frames: Vec<FrameEntry> = read_checked(
             &source,
             trailer.index_offset,
             trailer.index_len,
+            trailer.index_xxh3,
             Part::FrameIndex,
         )?;
-        if checksum(&index_bytes) != trailer.index_xxh3 {
-            return Err(ImageError::Checksum {
-                part: Part::FrameIndex,
-            });
-        }
-        let frames: Vec<FrameEntry> = decode(&index_bytes, Part::FrameIndex)?;
-        drop(index_bytes);
 
         let frame_stream = check_frames(&frames, &trailer)?;
         let parents = chain::parents_of(&header)?;
