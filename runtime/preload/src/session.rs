@@ -217,6 +217,22 @@ pub fn barrier(name: &str) -> Result<u32, SessionError> {
     }
 }
 
+/// This process's virtual pid and computation id (its real pid and "" before it joined).
+pub fn own_ids() -> (i32, String) {
+    let id = IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
+    match id.as_ref() {
+        Some(a) => (a.virtual_pid, a.comp_id.to_string()),
+        // SAFETY: a plain query of our pid.
+        None => (unsafe { libc::getpid() }, String::new()),
+    }
+}
+
+/// A key-value answer holding a decimal number.
+pub fn kv_number(v: Option<Vec<u8>>) -> Option<i64> {
+    v.and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+}
+
 static KV_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One key-value request, answered in order (checkpoint thread only, like `barrier`).

@@ -85,21 +85,6 @@ struct Plan {
 
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
 
-/// This process's vpid and computation id.
-fn identity() -> (i32, String) {
-    let id = session::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-    match id.as_ref() {
-        Some(a) => (a.virtual_pid, a.comp_id.to_string()),
-        // SAFETY: a plain query of our pid.
-        None => (unsafe { libc::getpid() }, String::new()),
-    }
-}
-
-fn number(v: Option<Vec<u8>>) -> Option<i64> {
-    v.and_then(|v| String::from_utf8(v).ok())
-        .and_then(|s| s.parse().ok())
-}
-
 /// The pipes and FIFOs among `fds`: inode → (is a FIFO, some description is readable).
 fn pipes_held(fds: &[RawFd]) -> Result<BTreeMap<u64, (bool, bool)>, SharedError> {
     let mut held = BTreeMap::new();
@@ -129,7 +114,7 @@ pub struct NotMine {
 /// processes and returns what this process must not save. Every process of the computation calls
 /// it (or [`elect_absent`]) once per checkpoint, while frozen.
 pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
-    let (me, comp) = identity();
+    let (me, comp) = session::own_ids();
     // The real pid (kcmp's), not the virtual one `getpid` gives under virtual ids.
     let pid = dmtcp_restorer::sys::getpid();
     let restore_stdio = !dmtcp_fds::RestoreOptions::from_env().inherit_all_stdio;
@@ -151,7 +136,7 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
     let idxs = session::kv_batch(counts)?;
     let mut publish = Vec::new();
     for ((&ino, &(_, readable)), idx) in held.iter().zip(idxs) {
-        let idx = number(idx)
+        let idx = session::kv_number(idx)
             .ok_or_else(|| SharedError::Protocol("holder count is not a number".into()))?;
         let me_s = me.to_string().into_bytes();
         let h = format!("{generation}:h:{ino}:{idx}");
@@ -173,7 +158,7 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
     let mut pre = session::KvPrefetch::fetch(DB, first)?;
     let mut entries = Vec::new();
     for &ino in held.keys() {
-        let n = number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
+        let n = session::kv_number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
         for i in (1..=n).filter(|_| n > 1) {
             entries.push(format!("{generation}:h:{ino}:{i}").into_bytes());
         }
@@ -181,19 +166,19 @@ pub fn elect(generation: u32, fds: &[RawFd]) -> Result<NotMine, SharedError> {
     pre.more(entries)?;
     let mut shared = Vec::new();
     for (&ino, &(fifo, _)) in &held {
-        let n = number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
+        let n = session::kv_number(pre.get(key("n", ino).as_bytes())?).unwrap_or(0);
         if n < 2 {
             continue;
         }
-        let leader = match number(pre.get(key("rd", ino).as_bytes())?) {
+        let leader = match session::kv_number(pre.get(key("rd", ino).as_bytes())?) {
             Some(v) => v,
-            None => number(pre.get(key("any", ino).as_bytes())?).unwrap_or(me as i64),
+            None => session::kv_number(pre.get(key("any", ino).as_bytes())?).unwrap_or(me as i64),
         } as i32;
         let mut others = Vec::new();
         if leader == me && !fifo {
             for i in 1..=n {
                 let k = format!("{generation}:h:{ino}:{i}");
-                if let Some(v) = number(pre.get(k.as_bytes())?)
+                if let Some(v) = session::kv_number(pre.get(k.as_bytes())?)
                     && v as i32 != me
                     && !others.contains(&(v as i32))
                 {

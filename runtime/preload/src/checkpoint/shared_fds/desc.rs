@@ -18,7 +18,7 @@ use std::os::fd::RawFd;
 use dmtcp_fds::Class;
 use dmtcp_protocol::KvOp;
 
-use super::{DB, SharedError, number, sock};
+use super::{DB, SharedError, sock};
 use crate::session;
 
 /// What is handed over, named the same way by the leader and the receivers.
@@ -156,7 +156,7 @@ pub fn publish(generation: u32, me: i32, pid: i32, cands: &[Candidate]) -> Resul
     let idxs = session::kv_batch(counts)?;
     let mut entries = Vec::new();
     for ((key, members), idx) in groups.into_iter().zip(idxs) {
-        let idx = number(idx)
+        let idx = session::kv_number(idx)
             .ok_or_else(|| SharedError::Protocol("holder count is not a number".into()))?;
         let mut value = format!("{me} {pid}");
         for c in &members {
@@ -207,7 +207,7 @@ fn parse_holder(v: &[u8]) -> Option<Holder> {
 
 /// The entries of group `key`, from `pre` (see [`prefetch`]).
 fn holders(key: &str, pre: &session::KvPrefetch) -> Result<Vec<Holder>, SharedError> {
-    let n = number(pre.get(key.as_bytes())?).unwrap_or(0);
+    let n = session::kv_number(pre.get(key.as_bytes())?).unwrap_or(0);
     let mut out = Vec::new();
     for i in 1..=n {
         if let Some(v) = pre.get(format!("{key}:{i}").as_bytes())?
@@ -231,7 +231,7 @@ fn prefetch<'a>(
     let mut pre = session::KvPrefetch::fetch(DB, first)?;
     let mut entries = Vec::new();
     for k in keys {
-        let n = number(pre.get(k.as_bytes())?).unwrap_or(0);
+        let n = session::kv_number(pre.get(k.as_bytes())?).unwrap_or(0);
         for i in (1..=n).filter(|_| n > 1) {
             entries.push(format!("{k}:{i}").into_bytes());
         }
@@ -261,7 +261,7 @@ pub fn resolve(
         if let Group::Pty { index, .. } = mine[0].group {
             // Checked first: a terminal from outside (no master in the computation, the
             // common case of every process's stdio) needs no holder list.
-            let Some(leader) = number(pre.get(format!("{key}:m").as_bytes())?) else {
+            let Some(leader) = session::kv_number(pre.get(format!("{key}:m").as_bytes())?) else {
                 continue;
             };
             let k = Key::Pty {

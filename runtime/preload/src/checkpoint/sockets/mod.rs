@@ -164,20 +164,6 @@ struct Plan {
 
 static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
 
-fn identity() -> (i32, String) {
-    let id = session::IDENTITY.lock().unwrap_or_else(|e| e.into_inner());
-    match id.as_ref() {
-        Some(a) => (a.virtual_pid, a.comp_id.to_string()),
-        // SAFETY: a plain query of our pid.
-        None => (unsafe { libc::getpid() }, String::new()),
-    }
-}
-
-fn number(v: Option<Vec<u8>>) -> Option<i64> {
-    v.and_then(|v| String::from_utf8(v).ok())
-        .and_then(|s| s.parse().ok())
-}
-
 /// FNV-1a: a connection id both ends compute from the two end keys.
 fn conn_id(a: &str, b: &str) -> u64 {
     let (x, y) = if a < b { (a, b) } else { (b, a) };
@@ -225,7 +211,7 @@ fn describe(fd: RawFd, diag: Option<&sys::Diag>) -> Option<Sock> {
 /// checkpoint; it meets the three barriers on every path.
 pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     let t0 = Instant::now();
-    let (me, comp) = identity();
+    let (me, comp) = session::own_ids();
     let stack = sys::stack_id();
     let diag = sys::Diag::open().ok();
     let mut socks: Vec<Sock> = Vec::new();
@@ -247,7 +233,7 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     let idxs = session::kv_batch(counts)?;
     let mut publish = Vec::new();
     for (s, idx) in socks.iter().zip(idxs) {
-        let idx = number(idx).unwrap_or(1);
+        let idx = session::kv_number(idx).unwrap_or(1);
         let me_s = me.to_string().into_bytes();
         publish.push(session::kv_item(
             DB,
@@ -280,7 +266,8 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     // Held by several processes: the smallest vpid leads (the holder lists, only then).
     let mut lists = Vec::new();
     for s in &socks {
-        let n = number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
+        let n =
+            session::kv_number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
         for i in (1..=n).filter(|_| n > 1) {
             lists.push(format!("{}:h:{i}", own(s.ino)).into_bytes());
         }
@@ -288,11 +275,12 @@ pub fn checkpoint(generation: u32, fds: &[RawFd]) -> Result<(), SocketError> {
     holders.more(lists)?;
     let mut led = Vec::new();
     for (k, s) in socks.iter_mut().enumerate() {
-        let n = number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
+        let n =
+            session::kv_number(holders.get(format!("{}:n", own(s.ino)).as_bytes())?).unwrap_or(1);
         let mut leader = me;
         for i in (1..=n).filter(|_| n > 1) {
             let key = format!("{}:h:{i}", own(s.ino));
-            if let Some(v) = number(holders.get(key.as_bytes())?).map(|v| v as i32)
+            if let Some(v) = session::kv_number(holders.get(key.as_bytes())?).map(|v| v as i32)
                 && v != me
                 && !s.others.contains(&v)
             {
@@ -514,13 +502,13 @@ fn classify(
             Role::Plain
         });
     }
-    let peer = number(published.get(format!("{g}:end:{peer_key}").as_bytes())?);
+    let peer = session::kv_number(published.get(format!("{g}:end:{peer_key}").as_bytes())?);
     let Some(peer) = peer else {
         return Ok(Role::External);
     };
     if s.domain == libc::AF_UNIX && s.ty == libc::SOCK_DGRAM {
         // Mutual (a socketpair) or one-way (connected to someone's bound socket)?
-        let back = number(published.get(format!("{g}:upeer:{peer_key}").as_bytes())?);
+        let back = session::kv_number(published.get(format!("{g}:upeer:{peer_key}").as_bytes())?);
         if back != Some(s.ino as i64) {
             return Ok(if s.peer.as_ref().and_then(Addr::unix_file).is_some() {
                 Role::DgramToPath
