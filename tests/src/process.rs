@@ -380,6 +380,23 @@ impl Drop for Spawned {
     }
 }
 
+/// The children of process `pid` that have exited and wait to be reaped (zombies), from /proc.
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| {
+            // Fields after the command (which may hold spaces) start past its last ')'.
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let mut rest = stat.rsplit_once(')').map_or("", |r| r.1).split_whitespace();
+            let state = rest.next();
+            let ppid = rest.next().and_then(|s| s.parse::<i32>().ok());
+            state == Some("Z") && ppid == Some(pid)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

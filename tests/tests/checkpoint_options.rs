@@ -3,9 +3,10 @@
 //! process checkpointed several times while it keeps running.
 
 use dmtcp_tests::engine_support::{
-    assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
+    LONG, assert_consecutive, checkpoint_and_kill, images, numbers, restart, wait_lines,
 };
-use dmtcp_tests::{Env, QUICK};
+use dmtcp_tests::process::zombie_children;
+use dmtcp_tests::{Env, QUICK, wait_for};
 
 #[test]
 fn uncompressed_image_and_restartdir() {
@@ -81,6 +82,14 @@ fn repeated_checkpoints_then_restart_script() {
         );
         window = (before, numbers(&run.stdout_so_far(), "tick").len() as u64);
     }
+    // The processes that wrote those images while it ran are reaped (a checkpoint completes
+    // when its writer reports, and the writer is waited for after): no zombie stays behind.
+    wait_for(
+        "the image writers to be reaped",
+        LONG,
+        || zombie_children(run.pid()).is_empty().then_some(()),
+        || format!("zombies: {:?}", zombie_children(run.pid())),
+    );
     let live_image = env.dir.join("live-checkpoint.dmtcp");
     let img = images(env.dir.path(), "ckpt_counter")
         .pop()
