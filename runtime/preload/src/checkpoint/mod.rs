@@ -276,6 +276,11 @@ fn checkpoint(order: &CheckpointOrder) -> Result<(), SessionError> {
                 plugin::dispatch_checkpoint(Event::Resume, order.generation);
                 sockets::resume();
                 threads::release_all();
+                // The coordinator is gone: delete what the writer wrote once it is done (it
+                // only reports the file's name when it has written it).
+                if let Ok(w) = forked::wait(pid, |_, _| {}) {
+                    write::discard(&w);
+                }
                 return Err(e);
             }
             let t_resume = write::now_ns();
@@ -349,16 +354,17 @@ fn settle(
     order: &CheckpointOrder,
     mine: Result<write::Written, CkptError>,
 ) -> Result<Result<write::Written, CkptError>, SessionError> {
-    snapshot_barrier(order)?;
-    let key = format!("failed:{}", order.generation);
-    if mine.is_err() {
-        session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::IncrBy(1))?;
-    }
-    session::barrier("DMT:WRITTEN")?;
-    let failed = session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::Get)?
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let failed = match vote(order, mine.is_err()) {
+        Ok(n) => n,
+        Err(e) => {
+            // No generation completes without the coordinator: the image would stay a
+            // `.part` of the checkpoint's size next to the previous, complete one.
+            if let Ok(w) = &mine {
+                write::discard(w);
+            }
+            return Err(e);
+        }
+    };
     Ok(match mine {
         Ok(w) if failed == 0 => match write::commit(&w) {
             Ok(()) => Ok(w),
@@ -370,6 +376,20 @@ fn settle(
         }
         Err(e) => Err(e),
     })
+}
+
+/// This process's part of the all-or-nothing vote: how many processes failed to write.
+fn vote(order: &CheckpointOrder, failed_here: bool) -> Result<u64, SessionError> {
+    snapshot_barrier(order)?;
+    let key = format!("failed:{}", order.generation);
+    if failed_here {
+        session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::IncrBy(1))?;
+    }
+    session::barrier("DMT:WRITTEN")?;
+    Ok(
+        session::kv_number(session::kv("dmtcp:ckpt", key.as_bytes(), KvOp::Get)?).unwrap_or(0)
+            as u64,
+    )
 }
 
 /// Every process has its snapshot (a forked writer holds it, or the image is written): no
