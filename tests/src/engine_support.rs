@@ -77,6 +77,18 @@ pub fn checkpoint_after(
     (out, t)
 }
 
+/// Images being written or left half-written (`*.part`) in `dir`.
+pub fn partial_images(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".part"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The complete images (`*.dmtcp`) in `dir` whose name starts with `ckpt_<program>_`.
 pub fn images(dir: &Path, program: &str) -> Vec<PathBuf> {
     let want = format!("ckpt_{program}_");

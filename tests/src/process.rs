@@ -380,20 +380,30 @@ impl Drop for Spawned {
     }
 }
 
-/// The children of process `pid` that have exited and wait to be reaped (zombies), from /proc.
-pub fn zombie_children(pid: i32) -> Vec<i32> {
+/// The children of process `pid` (any kind: forked, or cloned without an exit signal) with
+/// their state letter from /proc (`R`, `S`, `Z`...).
+pub fn children(pid: i32) -> Vec<(i32, char)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| {
+        .filter_map(|p| {
             // Fields after the command (which may hold spaces) start past its last ')'.
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let mut rest = stat.rsplit_once(')').map_or("", |r| r.1).split_whitespace();
-            let state = rest.next();
-            let ppid = rest.next().and_then(|s| s.parse::<i32>().ok());
-            state == Some("Z") && ppid == Some(pid)
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = rest.next()?.chars().next()?;
+            let ppid: i32 = rest.next()?.parse().ok()?;
+            (ppid == pid).then_some((p, state))
         })
+        .collect()
+}
+
+/// The children of process `pid` that have exited and wait to be reaped (zombies).
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    children(pid)
+        .into_iter()
+        .filter(|&(_, state)| state == 'Z')
+        .map(|(p, _)| p)
         .collect()
 }
 

@@ -1,7 +1,7 @@
 //! All or nothing: when one process of a computation cannot write its image, the others'
 //! new images are discarded, so every process keeps its previous (complete) image.
 
-use dmtcp_tests::engine_support::{bcheckpoint, images, wait_lines};
+use dmtcp_tests::engine_support::{bcheckpoint, images, partial_images, wait_lines};
 use dmtcp_tests::{Env, QUICK};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -61,12 +61,11 @@ fn a_failed_process_keeps_everyones_previous_image() {
         1,
         "A's image was replaced by a half generation"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dir_a)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        partial_images(&dir_a).is_empty(),
+        "{:?}",
+        partial_images(&dir_a)
+    );
 
     // Both keep running and checkpoint again once B can write.
     let st = env.wait_peers(port, 2, true, dmtcp_tests::LONG);

@@ -5,7 +5,9 @@
 //! the program (tests/programs/incr_array.c, 16 MiB of random bytes, so the image cannot shrink
 //! below its memory) runs as the test user.
 
-use dmtcp_tests::engine_support::{bcheckpoint, checkpoint_and_kill, images, numbers};
+use dmtcp_tests::engine_support::{
+    bcheckpoint, checkpoint_and_kill, images, numbers, partial_images,
+};
 use dmtcp_tests::engine_support::{restart_images, wait_lines};
 use dmtcp_tests::user::is_root;
 use dmtcp_tests::{Env, QUICK};
@@ -66,15 +68,6 @@ fn generation(env: &Env, image: &Path) -> u64 {
     j["process"]["generation"].as_u64().unwrap()
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".part"))
-        .collect()
-}
-
 fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     if !is_root() {
         eprintln!("SKIP {name}: mounting the small tmpfs needs root");
@@ -116,9 +109,9 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
         "the reason is not given: {said}"
     );
     assert!(
-        leftovers(&disk.dir).is_empty(),
+        partial_images(&disk.dir).is_empty(),
         "{:?}",
-        leftovers(&disk.dir)
+        partial_images(&disk.dir)
     );
     let after = images(&disk.dir, "incr_array");
     assert_eq!(after, first);

@@ -3,22 +3,12 @@
 //! previous image stays whole and restarts under a new coordinator.
 
 use dmtcp_tests::engine_support::{
-    LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, images, numbers, restart,
-    wait_lines,
+    LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, images, numbers, partial_images,
+    restart, wait_lines,
 };
 use dmtcp_tests::process::zombie_children;
 use dmtcp_tests::{Env, Spawned, wait_for};
-use std::path::Path;
 use std::time::Duration;
-
-fn partial_images(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".part"))
-        .collect()
-}
 
 /// Waits for the runtime's warning on the program's stderr, then for `more` further ticks,
 /// which must continue its numbering.

@@ -87,6 +87,7 @@ pub fn spawn(job: &Job) -> Option<i32> {
     if !super::shared_snapshot::capture(&maps, report as u64) {
         return None;
     }
+    *PART.lock().unwrap_or_else(|e| e.into_inner()) = format!("{}/{}.part", job.dir, job.file_name);
     // The pages written since the previous checkpoint: the last thing before the clone.
     super::dirty::before_clone(job.identity.generation);
     // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
@@ -132,6 +133,10 @@ pub fn spawn(job: &Job) -> Option<i32> {
 /// Shared (not private) futex operations: the word is in memory shared with the child.
 const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
+
+/// The file the current writer writes (`<dir>/<file>.part`): removed here if the writer dies
+/// without reporting (killed, out of memory), since it cannot remove it itself.
+static PART: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 /// A writer that reported but may still be exiting: reaped by `reap_writer`.
 static UNREAPED: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
@@ -193,10 +198,6 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
             )
         };
     }
-    report_of(rep)
-}
-
-fn report_of(rep: &Report) -> Result<Written, String> {
     match rep.status.load(Ordering::Acquire) {
         1 => Ok(Written {
             path: String::from_utf8_lossy(&rep.path[..rep.path_len as usize]).into_owned(),
@@ -205,9 +206,25 @@ fn report_of(rep: &Report) -> Result<Written, String> {
             sync_ns: rep.sync_ns,
         }),
         2 => Err(String::from_utf8_lossy(&rep.err[..rep.err_len as usize]).into_owned()),
-        _ => Err("the image writer process died before finishing".into()),
+        _ => {
+            let part = std::mem::take(&mut *PART.lock().unwrap_or_else(|e| e.into_inner()));
+            let _ = std::fs::remove_file(&part);
+            // siginfo's si_code (offset 8) and si_status (offset 24).
+            let code = i32::from_ne_bytes([info[8], info[9], info[10], info[11]]);
+            let status = i32::from_ne_bytes([info[24], info[25], info[26], info[27]]);
+            let how = match code {
+                CLD_EXITED => format!("exited with status {status}"),
+                _ => format!("was killed by signal {status}"),
+            };
+            Err(format!(
+                "the image writer process {how} before finishing ({part} removed)"
+            ))
+        }
     }
 }
+
+/// `si_code` of a child that exited normally.
+const CLD_EXITED: i32 = 1;
 
 /// Reaps the writer `wait` returned early for (blocking until it has exited), so no zombie is
 /// left and its pid cannot be reused while we still name it.
