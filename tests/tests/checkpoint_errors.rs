@@ -1,5 +1,6 @@
 //! Bad images give one clear line and a non-zero exit, never a panic or a hang: a missing
-//! file, a truncated image, a flipped byte in the data, an unfinished `.part`, not an image.
+//! file, a truncated image, a flipped byte in the data, an unfinished `.part`, not an image;
+//! and a restart that cannot have the image's memory says why.
 
 use dmtcp_tests::engine_support::{checkpoint_and_kill, images, restart, wait_lines};
 use dmtcp_tests::{Env, QUICK};
@@ -10,7 +11,11 @@ fn restart_fails(env: &Env, port: u16, image: &Path, expect: &str) {
         .tool("dmtcp_restart")
         .args(["--join-coordinator", "--coord-port", &port.to_string()])
         .arg(image);
-    let out = env.run(&cmd, QUICK);
+    fails_clearly(env, &cmd, expect);
+}
+
+fn fails_clearly(env: &Env, cmd: &dmtcp_tests::Cmd, expect: &str) {
+    let out = env.run(cmd, QUICK);
     assert_ne!(out.code(), Some(0), "{}", out.describe());
     assert!(
         out.code().is_some(),
@@ -67,4 +72,27 @@ fn damaged_or_missing_images_are_refused_clearly() {
     assert_eq!(st.peers(), 0, "{:?}", st.json);
     let mut r = restart(&env, port, &good);
     wait_lines(&env, &mut r, "tick", 2);
+}
+
+#[test]
+fn a_restart_without_room_for_the_memory_says_why() {
+    let env = Env::new("ckpt_errors_room");
+    let coord = env.coordinator(&[]);
+    let port = coord.port;
+    let prog = env.program("incr_array");
+    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap(), "160"]));
+    env.wait_peers_of(port, 1, &mut run);
+    wait_lines(&env, &mut run, "tick", 2);
+    checkpoint_and_kill(&env, port, run);
+    let image = images(env.dir.path(), "incr_array")
+        .pop()
+        .expect("an image");
+    // 160 MiB of memory to restore, 97 MiB of address space allowed.
+    let script = format!(
+        "ulimit -v 100000 && exec {} --join-coordinator --coord-port {port} {}",
+        env.tools.path("dmtcp_restart").display(),
+        image.display()
+    );
+    let cmd = env.cmd("sh").args(["-c", &script]);
+    fails_clearly(&env, &cmd, "`ulimit -v`");
 }

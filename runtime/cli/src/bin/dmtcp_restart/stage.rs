@@ -16,8 +16,12 @@ pub enum StageError {
     Overlap(String, String),
     #[error("region {0} is stored as a file reference, which this version cannot restore yet")]
     FileRef(String),
-    #[error("no free address range of {0:#x} bytes for staging the image's memory")]
-    NoRoom(u64),
+    #[error(
+        "cannot reserve {} MiB of address space for the image's memory: {err}{}",
+        len >> 20,
+        address_limit()
+    )]
+    NoRoom { len: u64, err: io::Error },
     #[error("cannot map {len:#x} bytes of staging memory: {err}")]
     Map { len: u64, err: io::Error },
 }
@@ -411,6 +415,7 @@ fn reserve_staging(
     let mut busy: Vec<Range> = targets.collect();
     busy.extend(reserved.iter().map(|(r, _)| *r));
     let total = total.max(PAGE);
+    let mut last = io::Error::from_raw_os_error(libc::EEXIST);
     // Candidates spread over the lower half of the address space, where PIE programs,
     // libraries and stacks (0x55.., 0x7f..) are not.
     let candidates = (1..=0x3eu64)
@@ -441,10 +446,32 @@ fn reserve_staging(
         if p as u64 == base {
             return Ok(base);
         }
+        last = io::Error::last_os_error();
         if p != libc::MAP_FAILED {
             // SAFETY: an old kernel placed it elsewhere; give it back.
             unsafe { libc::munmap(p, total as usize) };
         }
     }
-    Err(StageError::NoRoom(total))
+    Err(StageError::NoRoom {
+        len: total,
+        err: last,
+    })
+}
+
+/// The address-space limit when one is set (a common reason for [`StageError::NoRoom`]).
+fn address_limit() -> String {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a local.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    if r == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
+        format!(
+            " (this process may map at most {} MiB: `ulimit -v`)",
+            lim.rlim_cur >> 20
+        )
+    } else {
+        String::new()
+    }
 }
