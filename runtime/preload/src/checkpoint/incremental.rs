@@ -232,9 +232,10 @@ impl Incremental {
             .collect();
         self.delta.set_known_checksums(known);
         crate::debug!(
-            "incremental image: {written} frames seen written, {} hashed ahead by {workers} \
-             processes in {:.0} ms",
+            "incremental image: {written} frames seen written, {} hashed ahead by {} \
+             process(es) in {:.0} ms",
             to_hash.len(),
+            super::parallel_hash::processes(&to_hash, workers),
             t0.elapsed().as_secs_f64() * 1e3
         );
     }

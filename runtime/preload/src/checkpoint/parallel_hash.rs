@@ -19,12 +19,26 @@ struct Slot {
 }
 
 /// The checksums (xxh3, as `dmtcp_image::checksum`) of the memory `frames` (address, length),
-/// in order, computed by `workers` processes in all (this one included).
+/// in order, computed by `workers` processes in all (this one included), or by this one alone
+/// when there is too little to hash (see [`processes`]).
 pub fn checksums(frames: &[(u64, u32)], workers: usize) -> Vec<u64> {
     checksums_inline_below(frames, workers, INLINE_BYTES)
 }
 
-fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline: u64) -> Vec<u64> {
+/// How many processes [`checksums`] uses for `frames`.
+pub fn processes(frames: &[(u64, u32)], workers: usize) -> usize {
+    if inline(frames, workers, INLINE_BYTES) {
+        1
+    } else {
+        workers
+    }
+}
+
+fn inline(frames: &[(u64, u32)], workers: usize, below: u64) -> bool {
+    workers <= 1 || frames.iter().map(|f| u64::from(f.1)).sum::<u64>() < below
+}
+
+fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline_below: u64) -> Vec<u64> {
     let hash = |&(at, len): &(u64, u32)| {
         // SAFETY: the caller's frames are readable memory of this process's snapshot.
         dmtcp_image::checksum(unsafe { std::slice::from_raw_parts(at as *const u8, len as usize) })
@@ -32,8 +46,7 @@ fn checksums_inline_below(frames: &[(u64, u32)], workers: usize, inline: u64) ->
     let n = frames.len();
     // Cloning a worker copies the page tables of the whole snapshot (tens of ms for 2 GiB);
     // one thread hashes 128 MiB in about as long.
-    let bytes: u64 = frames.iter().map(|f| u64::from(f.1)).sum();
-    if workers <= 1 || bytes < inline {
+    if inline(frames, workers, inline_below) {
         return frames.iter().map(hash).collect();
     }
     let Ok(map) = SharedMap::new(8 + n * std::mem::size_of::<Slot>()) else {
