@@ -12,6 +12,7 @@ pub mod coordinator;
 pub mod coverage_support;
 pub mod engine_support;
 pub mod env;
+pub mod failure_support;
 pub mod hosts;
 pub mod pid_modes;
 pub mod process;

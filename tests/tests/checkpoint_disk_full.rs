@@ -9,8 +9,10 @@ use dmtcp_tests::engine_support::{
     bcheckpoint, checkpoint_and_kill, images, numbers, partial_images,
 };
 use dmtcp_tests::engine_support::{restart_images, wait_lines};
+use dmtcp_tests::failure_support::{array_sum, random_bytes_with_an_image};
 use dmtcp_tests::user::is_root;
 use dmtcp_tests::{Env, QUICK};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 const MIB: u64 = 1 << 20;
@@ -77,19 +79,12 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     let disk = SmallDisk::mount(&env, env.dir.join("small"), 48);
     let coord = env.coordinator(&[]);
     let port = coord.port;
-    let prog = env.program("incr_array");
-    let mut launch = env.launch_joined(port, ["--ckptdir"]).arg(&disk.dir);
+    let mut extra = vec![OsStr::new("--ckptdir"), disk.dir.as_os_str()];
     if incremental {
-        launch = launch.arg("--incremental");
+        extra.push(OsStr::new("--incremental"));
     }
-    let mut run = env.spawn(&launch.arg(&prog).arg("16"));
-    env.wait_peers_of(port, 1, &mut run);
-    wait_lines(&env, &mut run, "tick", 2);
-    bcheckpoint(&env, port);
-    let first = images(&disk.dir, "incr_array");
-    assert_eq!(first.len(), 1, "{first:?}");
-    assert_eq!(generation(&env, &first[0]), 1);
-    let kept = std::fs::read(&first[0]).unwrap();
+    let (mut run, first, kept) = random_bytes_with_an_image(&env, port, 16, &extra, &disk.dir);
+    assert_eq!(generation(&env, &first), 1);
     assert!(kept.len() as u64 > 16 * MIB, "{} bytes", kept.len());
 
     // Room for a few MiB only: the next image (16 MiB of random bytes, or in an incremental
@@ -113,14 +108,16 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
         "{:?}",
         partial_images(&disk.dir)
     );
-    let after = images(&disk.dir, "incr_array");
-    assert_eq!(after, first);
     assert_eq!(
-        std::fs::read(&after[0]).unwrap(),
+        images(&disk.dir, "incr_array"),
+        std::slice::from_ref(&first)
+    );
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
         kept,
         "the previous image changed"
     );
-    assert_eq!(generation(&env, &after[0]), 1);
+    assert_eq!(generation(&env, &first), 1);
 
     // The program ran on through the failed checkpoint (its checks print CORRUPT otherwise).
     wait_lines(&env, &mut run, "tick", have + 3);
@@ -131,12 +128,7 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     assert_eq!(generation(&env, &imgs[0]), 3, "{imgs:?}");
     let out = checkpoint_and_kill(&env, port, run);
     let before = numbers(&out, "tick");
-    let sum = |out: &str| {
-        out.lines()
-            .find_map(|l| l.split(" sum ").nth(1).map(str::to_string))
-            .expect("a tick line with the checksum")
-    };
-    let cold = sum(&out);
+    let cold = array_sum(&out);
 
     let imgs = images(&disk.dir, "incr_array");
     let mut r = restart_images(&env, port, &imgs);
@@ -145,7 +137,7 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     let out = checkpoint_and_kill(&env, port, r);
     let t = numbers(&out, "tick");
     assert_eq!(t[0], before.last().unwrap() + 1, "{out}");
-    assert_eq!(sum(&out), cold, "the restored array differs: {out}");
+    assert_eq!(array_sum(&out), cold, "the restored array differs: {out}");
 }
 
 #[test]

@@ -6,6 +6,9 @@
 use dmtcp_tests::engine_support::{
     LONG, bcheckpoint, checkpoint_and_kill, images, numbers, partial_images, restart, wait_lines,
 };
+use dmtcp_tests::failure_support::{
+    array_sum, checkpoint_being_written, random_bytes_with_an_image,
+};
 use dmtcp_tests::process::children;
 use dmtcp_tests::{Env, wait_for};
 
@@ -14,28 +17,13 @@ fn a_killed_writer_fails_the_checkpoint_and_loses_nothing() {
     let env = Env::new("writer_killed");
     let coord = env.coordinator(&[]);
     let port = coord.port;
-    let prog = env.program("incr_array");
     // 512 MiB of random bytes: the writer needs a good fraction of a second.
-    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap(), "512"]));
-    env.wait_peers_of(port, 1, &mut run);
-    wait_lines(&env, &mut run, "tick", 2);
-    bcheckpoint(&env, port);
-    let first = images(env.dir.path(), "incr_array");
-    assert_eq!(first.len(), 1, "{first:?}");
-    let kept = std::fs::read(&first[0]).unwrap();
-
-    let ckpt = env.spawn(&env.tool("dmtcp_command").args([
-        "--coord-port",
-        &port.to_string(),
-        "--bcheckpoint",
-    ]));
+    let (mut run, first, kept) = random_bytes_with_an_image(&env, port, 512, &[], env.dir.path());
+    let ckpt = checkpoint_being_written(&env, port, env.dir.path());
     let writer = wait_for(
         "the second image's writer to start",
         LONG,
         || {
-            if partial_images(env.dir.path()).is_empty() {
-                return None;
-            }
             let live: Vec<i32> = children(run.pid())
                 .into_iter()
                 .filter(|&(_, state)| state != 'Z')
@@ -59,9 +47,11 @@ fn a_killed_writer_fails_the_checkpoint_and_loses_nothing() {
         "{:?}",
         partial_images(env.dir.path())
     );
-    let after = images(env.dir.path(), "incr_array");
-    assert_eq!(after, first);
-    assert_eq!(std::fs::read(&after[0]).unwrap(), kept, "the image changed");
+    assert_eq!(
+        images(env.dir.path(), "incr_array"),
+        std::slice::from_ref(&first)
+    );
+    assert_eq!(std::fs::read(&first).unwrap(), kept, "the image changed");
 
     // The program ran on, and checkpoints again.
     let have = numbers(&run.stdout_so_far(), "tick").len();
@@ -69,15 +59,14 @@ fn a_killed_writer_fails_the_checkpoint_and_loses_nothing() {
     bcheckpoint(&env, port);
     let out = checkpoint_and_kill(&env, port, run);
     let before = numbers(&out, "tick");
-    let sum = |out: &str| {
-        out.lines()
-            .find_map(|l| l.split(" sum ").nth(1).map(str::to_string))
-            .expect("a tick line with the checksum")
-    };
     let mut r = restart(&env, port, &images(env.dir.path(), "incr_array")[0]);
     wait_lines(&env, &mut r, "tick", 2);
     let out2 = checkpoint_and_kill(&env, port, r);
     let t = numbers(&out2, "tick");
     assert_eq!(t[0], before.last().unwrap() + 1, "{out2}");
-    assert_eq!(sum(&out2), sum(&out), "the restored array differs: {out2}");
+    assert_eq!(
+        array_sum(&out2),
+        array_sum(&out),
+        "the restored array differs: {out2}"
+    );
 }

@@ -6,6 +6,7 @@ use dmtcp_tests::engine_support::{
     LONG, assert_consecutive, bcheckpoint, checkpoint_and_kill, images, numbers, partial_images,
     restart, wait_lines,
 };
+use dmtcp_tests::failure_support::{checkpoint_being_written, random_bytes_with_an_image};
 use dmtcp_tests::process::zombie_children;
 use dmtcp_tests::{Env, Spawned, wait_for};
 use std::time::Duration;
@@ -67,28 +68,9 @@ fn a_checkpoint_cut_short_by_the_coordinators_death_leaves_nothing_behind() {
     let env = Env::new("coord_loss_mid");
     let coord = env.coordinator(&[]);
     let port = coord.port;
-    let prog = env.program("incr_array");
     // 512 MiB of random bytes: the writer needs a good fraction of a second.
-    let mut run = env.spawn(&env.launch_joined(port, [prog.to_str().unwrap(), "512"]));
-    env.wait_peers_of(port, 1, &mut run);
-    wait_lines(&env, &mut run, "tick", 2);
-    bcheckpoint(&env, port);
-    let first = images(env.dir.path(), "incr_array");
-    assert_eq!(first.len(), 1, "{first:?}");
-    let kept = std::fs::read(&first[0]).unwrap();
-
-    let ckpt = env.spawn(&env.tool("dmtcp_command").args([
-        "--coord-port",
-        &port.to_string(),
-        "--bcheckpoint",
-    ]));
-    // The writer has started: its file is there.
-    wait_for(
-        "the second image's writer to start",
-        LONG,
-        || (!partial_images(env.dir.path()).is_empty()).then_some(()),
-        || env.diagnostics(),
-    );
+    let (mut run, first, kept) = random_bytes_with_an_image(&env, port, 512, &[], env.dir.path());
+    let ckpt = checkpoint_being_written(&env, port, env.dir.path());
     coord.signal(libc::SIGKILL);
     let out = ckpt.wait(LONG);
     assert_ne!(out.code(), Some(0), "{}", out.describe());
@@ -109,9 +91,11 @@ fn a_checkpoint_cut_short_by_the_coordinators_death_leaves_nothing_behind() {
             )
         },
     );
-    let after = images(env.dir.path(), "incr_array");
-    assert_eq!(after, first);
-    assert_eq!(std::fs::read(&after[0]).unwrap(), kept, "the image changed");
+    assert_eq!(
+        images(env.dir.path(), "incr_array"),
+        std::slice::from_ref(&first)
+    );
+    assert_eq!(std::fs::read(&first).unwrap(), kept, "the image changed");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !run.stdout_so_far().contains("CORRUPT"),
