@@ -44,7 +44,7 @@ pub fn save(d: &FdDesc, opts: &SaveOptions) -> Result<State> {
     let deleted = d.nlink == 0;
     let path = match d.link.strip_suffix(DELETED_SUFFIX) {
         Some(p) if deleted => p.to_string(),
-        _ => d.link.clone(),
+        _ => own_proc_path(&d.link),
     };
     let offset = sys::lseek(d.fd, 0, libc::SEEK_CUR).map_err(FdError::sys(d.fd, "lseek"))?;
     let contents = if deleted || opts.save_contents {
@@ -178,7 +178,10 @@ fn reopen(s: &State, target: RawFd, ctx: &mut RestoreCtx) -> Result<OwnedFd> {
             }
         }
         (Some(st), None) => {
-            if (st.st_dev, st.st_ino) != (s.identity.dev, s.identity.ino) {
+            // /proc files have no identity that outlives the process.
+            if (st.st_dev, st.st_ino) != (s.identity.dev, s.identity.ino)
+                && !path.starts_with("/proc/")
+            {
                 ctx.report
                     .warn(format!("fd {target}: {path} was replaced by another file"));
             }
@@ -205,6 +208,24 @@ fn reopen(s: &State, target: RawFd, ctx: &mut RestoreCtx) -> Result<OwnedFd> {
         }
     }
     Ok(fd)
+}
+
+/// `/proc/<this process>/...` as `/proc/self/...`: the file is this process's own, and its pid
+/// is another after a restart with virtual ids or on another host. (readlink gives the pid,
+/// even for a file opened as /proc/self/....) The real pid comes from /proc/self/stat: with
+/// virtual ids, `getpid` and `readlink("/proc/self")` answer with the virtual one.
+pub(crate) fn own_proc_path(path: &str) -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let me = stat.split(' ').next().filter(|p| !p.is_empty());
+    let rest = me.and_then(|me| {
+        path.strip_prefix("/proc/")?
+            .strip_prefix(me)?
+            .strip_prefix('/')
+    });
+    match rest {
+        Some(rest) => format!("/proc/self/{rest}"),
+        None => path.to_string(),
+    }
 }
 
 fn backup_name(path: &str) -> String {
@@ -285,7 +306,7 @@ pub mod by_path {
         };
         let is_dev = matches!(d.mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK);
         Ok(State {
-            path: d.link.clone(),
+            path: super::own_proc_path(&d.link),
             flags: d.flags() & !CREATION_FLAGS,
             offset,
             rdev: if is_dev { d.rdev } else { 0 },

@@ -70,6 +70,38 @@ fn regular_files_keep_path_offset_flags_and_cloexec() {
 }
 
 #[test]
+fn own_proc_files_are_saved_as_proc_self() {
+    in_child("procself", || {
+        open_at("/proc/self/maps", OpenOptions::new().read(true), 5);
+        open_at("/proc/self/fd", OpenOptions::new().read(true), 6);
+        let pid = std::fs::read_link("/proc/self").unwrap();
+        check_eq!(
+            link(5),
+            format!("/proc/{}/maps", pid.display()),
+            "the kernel names it by pid"
+        );
+        let (table, report) = roundtrip()?;
+        let saved: Vec<String> = table
+            .entries
+            .iter()
+            .filter_map(|e| match &e.object {
+                FdObject::File(s) => Some(s.path.clone()),
+                FdObject::Dir(s) => Some(s.path.clone()),
+                _ => None,
+            })
+            .collect();
+        check_eq!(
+            saved,
+            vec!["/proc/self/maps".to_string(), "/proc/self/fd".to_string()],
+            "saved paths"
+        );
+        check_eq!(report.warnings, Vec::<String>::new(), "warnings");
+        check_eq!(read_n(5, 1)?.len(), 1, "fd 5 reads after restore");
+        Ok(())
+    });
+}
+
+#[test]
 fn deleted_file_comes_back_with_contents_offset_and_unlinked() {
     in_child("deleted", || {
         let dir = temp_dir("deleted");
