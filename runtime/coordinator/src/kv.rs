@@ -3,6 +3,10 @@
 use dmtcp_protocol::{KvError, KvOp};
 use std::collections::HashMap;
 
+/// The databases of the runtime itself (the elections and address exchanges of a checkpoint
+/// or restart); plugins' are named `plugin:<name>`.
+pub const RUNTIME_DB_PREFIX: &str = "dmtcp:";
+
 #[derive(Debug, Default)]
 pub struct KvStore {
     dbs: HashMap<String, HashMap<Vec<u8>, Vec<u8>>>,
@@ -46,6 +50,21 @@ impl KvStore {
     /// Forgets everything (a new computation or a restart begins).
     pub fn clear(&mut self) {
         self.dbs.clear();
+    }
+
+    /// Forgets the runtime's own databases (`dmtcp:*`), whose keys serve one checkpoint or
+    /// restart only: called as a checkpoint starts, so a long computation does not accumulate
+    /// every generation's keys. Plugins' databases stay. Returns the keys dropped.
+    pub fn drop_runtime_keys(&mut self) -> usize {
+        let mut dropped = 0;
+        self.dbs.retain(|db, keys| {
+            let runtime = db.starts_with(RUNTIME_DB_PREFIX);
+            if runtime {
+                dropped += keys.len();
+            }
+            !runtime
+        });
+        dropped
     }
 
     /// Number of keys over all databases.

@@ -722,6 +722,11 @@ impl Computation {
             ));
         }
         self.generation += 1;
+        // Every process runs: no earlier checkpoint or restart still needs its keys.
+        let dropped = self.kv.drop_runtime_keys();
+        if dropped > 0 {
+            debug!(dropped, "runtime keys of the previous cycle dropped");
+        }
         let order = CheckpointOrder {
             generation: self.generation,
             kill_after,

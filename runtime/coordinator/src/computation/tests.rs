@@ -696,3 +696,22 @@ fn a_process_that_exits_before_it_is_suspended_leaves_the_checkpoint() {
     let acts = c.disconnect(1, now);
     assert_eq!(reply_of(&acts, 9).unwrap().status, CommandStatus::Failed);
 }
+
+#[test]
+fn a_checkpoint_starts_without_the_previous_cycles_runtime_keys() {
+    let (mut c, now) = with_workers(CompConfig::default(), 2);
+    c.kv.apply("dmtcp:sockets", b"1:end:x", KvOp::Set(b"7".to_vec()))
+        .unwrap();
+    c.kv.apply("dmtcp:ckpt", b"failed:1", KvOp::IncrBy(1))
+        .unwrap();
+    c.kv.apply("plugin:mine", b"k", KvOp::Set(b"v".to_vec()))
+        .unwrap();
+    c.command(1, Command::Checkpoint(CkptMode::Async), now);
+    assert_eq!(c.kv.apply("dmtcp:sockets", b"1:end:x", KvOp::Get), Ok(None));
+    assert_eq!(c.kv.apply("dmtcp:ckpt", b"failed:1", KvOp::Get), Ok(None));
+    assert_eq!(
+        c.kv.apply("plugin:mine", b"k", KvOp::Get),
+        Ok(Some(b"v".to_vec()))
+    );
+    assert_eq!(c.kv.len(), 1);
+}
