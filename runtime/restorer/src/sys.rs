@@ -19,6 +19,10 @@ pub const SYS_RT_SIGPROCMASK: usize = 14;
 pub const SYS_RT_SIGRETURN: usize = 15;
 pub const SYS_MREMAP: usize = 25;
 pub const SYS_GETPID: usize = 39;
+pub const SYS_CLONE: usize = 56;
+pub const SYS_KILL: usize = 62;
+pub const SYS_GETPPID: usize = 110;
+pub const SYS_WAITID: usize = 247;
 pub const SYS_EXIT: usize = 60;
 pub const SYS_CHDIR: usize = 80;
 pub const SYS_UMASK: usize = 95;
@@ -191,6 +195,11 @@ pub fn gettid() -> i32 {
 pub fn getpid() -> i32 {
     // SAFETY: getpid has no arguments and cannot fail.
     unsafe { syscall0(SYS_GETPID) as i32 }
+}
+
+pub fn getppid() -> i32 {
+    // SAFETY: getppid has no arguments and cannot fail.
+    unsafe { syscall0(SYS_GETPPID) as i32 }
 }
 
 /// The calling thread's FS base (its thread pointer).

@@ -7,6 +7,7 @@
 //! never see it. It reports through a shared page made at start-up (and again after restart).
 
 use super::compress::Progress;
+use super::worker_clones::{reap, wait_clone};
 use super::write::{self, Job, Written};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use dmtcp_restorer::sys;
@@ -92,7 +93,7 @@ pub fn spawn(job: &Job) -> Option<i32> {
     super::dirty::before_clone(job.identity.generation);
     // SAFETY: clone without CLONE_VM and without exit signal: a child process that continues
     // here on a copy of this stack. It only writes the image and exits.
-    let pid = unsafe { sys::syscall5(56, 0, 0, 0, 0, 0) };
+    let pid = unsafe { sys::syscall5(sys::SYS_CLONE, 0, 0, 0, 0, 0) };
     if pid == 0 {
         // The child's own heap must not unmap what its memory map lists (see `defer_unmaps`).
         crate::HEAP.defer_unmaps(true);
@@ -149,34 +150,21 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
     let report = REPORT.load(Ordering::Acquire);
     // SAFETY: the shared page; the child writes it, we only read.
     let rep = unsafe { &*(report as *const Report) };
-    let mut info = [0u8; 128];
     let mut last = u64::MAX;
+    // How the writer ended (`si_code`, `si_status`) if it exited without reporting.
+    let mut died = (0, 0);
     loop {
         if rep.status.load(Ordering::Acquire) != 0 {
             UNREAPED.store(pid, Ordering::Release);
             break;
         }
-        // waitid(P_PID, pid, &info, WEXITED | WNOHANG | __WCLONE, NULL)
-        // SAFETY: waitid into a local siginfo buffer.
-        let r = unsafe {
-            sys::syscall5(
-                247,
-                1,
-                pid as usize,
-                info.as_mut_ptr() as usize,
-                4 | 1 | 0x8000_0000,
-                0,
-            )
-        };
-        if r == -4 {
-            continue; // EINTR
-        }
-        if sys::is_err(r) {
-            return Err(format!("lost the image writer process (errno {})", -r));
-        }
-        // siginfo's si_pid (offset 16) is 0 while the child has not exited.
-        if i32::from_ne_bytes([info[16], info[17], info[18], info[19]]) == pid {
-            break;
+        match wait_clone(pid, libc::WEXITED | libc::WNOHANG) {
+            Ok(Some(how)) => {
+                died = how;
+                break;
+            }
+            Ok(None) | Err(libc::EINTR) => {}
+            Err(e) => return Err(format!("lost the image writer process (errno {e})")),
         }
         let done = rep.progress.done.load(Ordering::Relaxed);
         if done != last {
@@ -209,12 +197,9 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
         _ => {
             let part = std::mem::take(&mut *PART.lock().unwrap_or_else(|e| e.into_inner()));
             let _ = std::fs::remove_file(&part);
-            // siginfo's si_code (offset 8) and si_status (offset 24).
-            let code = i32::from_ne_bytes([info[8], info[9], info[10], info[11]]);
-            let status = i32::from_ne_bytes([info[24], info[25], info[26], info[27]]);
-            let how = match code {
-                CLD_EXITED => format!("exited with status {status}"),
-                _ => format!("was killed by signal {status}"),
+            let how = match died {
+                (libc::CLD_EXITED, status) => format!("exited with status {status}"),
+                (_, signal) => format!("was killed by signal {signal}"),
             };
             Err(format!(
                 "the image writer process {how} before finishing ({part} removed)"
@@ -223,34 +208,13 @@ pub fn wait(pid: i32, mut progress: impl FnMut(u64, u64)) -> Result<Written, Str
     }
 }
 
-/// `si_code` of a child that exited normally.
-const CLD_EXITED: i32 = 1;
-
 /// Reaps the writer `wait` returned early for (blocking until it has exited), so no zombie is
 /// left and its pid cannot be reused while we still name it.
 pub fn reap_writer() {
     let pid = UNREAPED.swap(0, Ordering::AcqRel);
     // SAFETY: a plain query of our pid. A fork child of the program inherits the parent's
     // writer pid, which is not its child.
-    if pid <= 0 || OWNER.load(Ordering::Acquire) != unsafe { libc::getpid() } {
-        return;
-    }
-    let mut info = [0u8; 128];
-    loop {
-        // waitid(P_PID, pid, &info, WEXITED | __WCLONE, NULL)
-        // SAFETY: waitid into a local siginfo buffer.
-        let r = unsafe {
-            sys::syscall5(
-                247,
-                1,
-                pid as usize,
-                info.as_mut_ptr() as usize,
-                4 | 0x8000_0000,
-                0,
-            )
-        };
-        if r != -4 {
-            break; // reaped, or ECHILD: nothing left to wait for
-        }
+    if pid > 0 && OWNER.load(Ordering::Acquire) == unsafe { libc::getpid() } {
+        reap(&[pid], false);
     }
 }

@@ -4,6 +4,7 @@
 //! nothing of glibc's (whose locks frozen threads may hold) runs in them. They talk to the
 //! writer through a [`SharedMap`] made before the clone.
 
+use dmtcp_restorer::sys;
 use std::io;
 
 /// A `MAP_SHARED | MAP_ANONYMOUS` mapping, zero-filled, unmapped when dropped.
@@ -45,72 +46,69 @@ impl Drop for SharedMap {
 /// Clones a worker that runs `work` and exits with its status; returns the worker's pid to
 /// the writer. The worker dies with the writer (`PR_SET_PDEATHSIG`).
 pub fn spawn(work: impl FnOnce() -> i32) -> io::Result<i32> {
-    // The kernel's pid: libc's getpid/getppid are the virtual-id wrappers.
-    // SAFETY: plain system call.
-    let parent = unsafe { libc::syscall(libc::SYS_getpid) };
+    // Raw system calls here: libc's entry points are the virtual-id wrappers.
+    let parent = sys::getpid();
     // SAFETY: clone without CLONE_VM and without exit signal: a copy of this (single-threaded
     // here) process continuing on a copy of this stack, like fork without glibc's handlers.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, 0, 0, 0, 0, 0) };
+    let pid = unsafe { sys::syscall5(sys::SYS_CLONE, 0, 0, 0, 0, 0) };
     if pid == 0 {
         // SAFETY: end this worker with the writer; a worker whose writer is already gone
         // (re-parented before the prctl) does nothing.
         let code = unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::syscall(libc::SYS_getppid) == parent {
-                work()
-            } else {
-                1
-            }
+            if sys::getppid() == parent { work() } else { 1 }
         };
-        exit_now(code);
+        // Ends the worker at once (no atexit handlers, no stdio flush).
+        sys::exit_group(code);
     }
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
+    if sys::is_err(pid) {
+        return Err(io::Error::from_raw_os_error(-pid as i32));
     }
     Ok(pid as i32)
 }
 
-/// Ends this worker at once (no atexit handlers, no stdio flush).
-pub fn exit_now(code: i32) -> ! {
-    // SAFETY: exit_group ends the process.
-    unsafe { libc::syscall(libc::SYS_exit_group, code) };
-    unreachable!("exit_group returned")
-}
-
-/// `waitid` for one worker (a clone child: `__WCLONE`); the call's result and the siginfo.
-fn wait_worker(pid: i32, flags: i32) -> (i32, libc::siginfo_t) {
+/// `waitid` for one clone child of this process (a worker, or the forked writer: no exit
+/// signal, so `__WCLONE`), by raw system call: the libc and `syscall()` entry points are the
+/// virtual-id wrappers, which would translate a kernel pid that happens to equal a virtual one.
+/// How the child ended (`si_code`, `si_status`) once it has, `None` before (with `WNOHANG`);
+/// the errno on failure.
+pub fn wait_clone(pid: i32, flags: i32) -> Result<Option<(i32, i32)>, i32> {
     // SAFETY: an all-zero siginfo is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: waitid into a local siginfo, for our own clone child.
     let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            flags | libc::__WCLONE,
+        sys::syscall5(
+            sys::SYS_WAITID,
+            libc::P_PID as usize,
+            pid as usize,
+            &mut info as *mut libc::siginfo_t as usize,
+            (flags | libc::__WCLONE) as u32 as usize,
+            0,
         )
     };
-    (r, info)
+    if sys::is_err(r) {
+        return Err(-r as i32);
+    }
+    // SAFETY: reading the union fields the kernel filled for a child state change (si_pid is
+    // 0 when no child had changed state).
+    let (got, status) = unsafe { (info.si_pid(), info.si_status()) };
+    Ok((got == pid).then_some((info.si_code, status)))
 }
 
 /// How the worker ended (`si_code`, `si_status`) if it has, without reaping it.
 pub fn ended(pid: i32) -> Option<(i32, i32)> {
-    let (r, info) = wait_worker(pid, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
-    // SAFETY: reading the union fields the kernel filled for a child state change.
-    let (got, status) = unsafe { (info.si_pid(), info.si_status()) };
-    (r == 0 && got == pid).then_some((info.si_code, status))
+    wait_clone(pid, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        .ok()
+        .flatten()
 }
 
 /// Waits for every worker (killing them first when `kill`).
 pub fn reap(pids: &[i32], kill: bool) {
     for &pid in pids {
         if kill {
-            // SAFETY: signalling a worker process this writer created (its kernel pid, so no
-            // virtual-id translation).
-            unsafe { libc::syscall(libc::SYS_kill, pid, libc::SIGKILL) };
+            // SAFETY: signalling a worker process this writer created, by its kernel pid.
+            unsafe { sys::syscall2(sys::SYS_KILL, pid as usize, libc::SIGKILL as usize) };
         }
-        while wait_worker(pid, libc::WEXITED).0 != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
+        while wait_clone(pid, libc::WEXITED) == Err(libc::EINTR) {}
     }
 }
