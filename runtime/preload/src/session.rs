@@ -82,10 +82,10 @@ pub fn join(settings: &Settings, parent: Option<UniquePid>) -> Result<Assignment
     let hello = WorkerHello {
         hostname: dmtcp_protocol::ids::hostname(),
         progname: progname(),
-        // The kernel's ids: libc's getpid/getppid are our virtual-id wrappers.
+        // The kernel's ids, by raw system calls: libc's getpid/getppid and syscall() are our
+        // virtual-id wrappers.
         real_pid: dmtcp_restorer::sys::getpid(),
-        // SAFETY: getppid has no arguments and cannot fail.
-        real_ppid: unsafe { libc::syscall(libc::SYS_getppid) as i32 },
+        real_ppid: dmtcp_restorer::sys::getppid(),
         parent,
         interval: settings.interval,
     };

@@ -328,8 +328,8 @@ fn block_only_sigtimer() {
 
 extern "C" fn helper_main(_: *mut libc::c_void) -> *mut libc::c_void {
     block_only_sigtimer();
-    // SAFETY: plain gettid.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    // The kernel's tid (libc's syscall() is the virtual-id wrapper), made virtual once.
+    let tid = dmtcp_restorer::sys::gettid();
     HELPER_TID.store(crate::vids::table::to_virtual(tid), Ordering::Release);
     let set = sigtimer_set();
     // Wake up now and then: a restart may hand this thread back with another signal mask,

@@ -132,16 +132,6 @@ unsafe fn parts(m: usize) -> Parts {
     }
 }
 
-fn real_pid() -> i32 {
-    // SAFETY: plain system call (the real pid, not the virtualized one).
-    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
-}
-
-fn real_ppid() -> i32 {
-    // SAFETY: as above.
-    unsafe { libc::syscall(libc::SYS_getppid) as i32 }
-}
-
 fn now_ns() -> u64 {
     super::write::now_ns()
 }
@@ -159,7 +149,7 @@ pub fn before_clone(generation: u64) {
     if st.unsupported {
         return;
     }
-    let me = real_pid();
+    let me = dmtcp_restorer::sys::getpid();
     if st.owner == me && st.fd >= 0 && !uffd_wp::is_uffd(st.fd) {
         // The program closed it (closefrom) or put another file at its number: start over
         // (closing a userfaultfd clears its protections, so nothing stale is trusted).
@@ -382,8 +372,8 @@ pub fn clean_view(generation: u64, basis_generation: u64) -> Option<CleanView> {
     // SAFETY: the writer's private copy of the mapping, read only here.
     let (st, ranges, runs, _) = unsafe { parts(m) };
     let ok = st.owner != 0
-        && st.owner == real_ppid()
-        && st.owner != real_pid()
+        && st.owner == dmtcp_restorer::sys::getppid()
+        && st.owner != dmtcp_restorer::sys::getpid()
         && st.scan_gen == generation
         && st.prev_gen != 0
         && st.prev_gen <= basis_generation;
