@@ -173,13 +173,9 @@ unsafe impl GlobalAlloc for RuntimeHeap {
     /// Large blocks are fresh mappings, zero already: the default (alloc, then write zeros)
     /// would fault in every page (`vec![0u8; 4 MiB]` cost ~2 ms of the checkpoint's pause).
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if class_of(&layout).is_none() {
-            // SAFETY: as `alloc`; a large block is a new anonymous mapping (zero-filled).
-            return unsafe { self.alloc(layout) };
-        }
         // SAFETY: as `alloc`.
         let p = unsafe { self.alloc(layout) };
-        if !p.is_null() {
+        if !p.is_null() && class_of(&layout).is_some() {
             // SAFETY: `alloc` returned a block of `layout.size()` writable bytes.
             unsafe { ptr::write_bytes(p, 0, layout.size()) };
         }
