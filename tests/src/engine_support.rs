@@ -1,7 +1,7 @@
 //! Helpers for the checkpoint/restart tests (tests/tests/checkpoint_*.rs): reading the numbered
 //! progress lines the ckpt_* programs print, checkpointing, and restarting their images.
 
-use crate::{Cmd, Env, Spawned, wait_for};
+use crate::{Cmd, Env, QUICK, Spawned, wait_for};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,6 +75,20 @@ pub fn checkpoint_after(
     let t = numbers(&out, prefix);
     assert_consecutive(&t, 1, "before the first checkpoint");
     (out, t)
+}
+
+/// The generation recorded in `image`, which must be whole (`dmtcp_inspect --json --verify`).
+#[track_caller]
+pub fn image_generation(env: &Env, image: &Path) -> u64 {
+    let out = env.run(
+        &env.tool("dmtcp_inspect")
+            .args(["--json", "--verify"])
+            .arg(image),
+        QUICK,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let j: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap();
+    j["process"]["generation"].as_u64().unwrap()
 }
 
 /// Images being written or left half-written (`*.part`) in `dir`.

@@ -1,17 +1,11 @@
 //! All or nothing: when one process of a computation cannot write its image, the others'
 //! new images are discarded, so every process keeps its previous (complete) image.
 
-use dmtcp_tests::engine_support::{bcheckpoint, images, partial_images, wait_lines};
+use dmtcp_tests::engine_support::{
+    bcheckpoint, image_generation, images, partial_images, wait_lines,
+};
 use dmtcp_tests::{Env, QUICK};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
-fn generation(env: &Env, image: &Path) -> u64 {
-    let out = env.run(&env.tool("dmtcp_inspect").arg("--json").arg(image), QUICK);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let j: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap();
-    j["process"]["generation"].as_u64().unwrap()
-}
 
 #[test]
 fn a_failed_process_keeps_everyones_previous_image() {
@@ -42,7 +36,7 @@ fn a_failed_process_keeps_everyones_previous_image() {
     bcheckpoint(&env, port);
     let a1 = images(&dir_a, "ckpt_counter");
     assert_eq!(a1.len(), 1, "{a1:?}");
-    assert_eq!(generation(&env, &a1[0]), 1);
+    assert_eq!(image_generation(&env, &a1[0]), 1);
 
     // B's directory becomes read-only: B cannot write generation 2.
     std::fs::set_permissions(&dir_b, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -57,7 +51,7 @@ fn a_failed_process_keeps_everyones_previous_image() {
     let a2 = images(&dir_a, "ckpt_counter");
     assert_eq!(a2, a1);
     assert_eq!(
-        generation(&env, &a2[0]),
+        image_generation(&env, &a2[0]),
         1,
         "A's image was replaced by a half generation"
     );
@@ -71,5 +65,8 @@ fn a_failed_process_keeps_everyones_previous_image() {
     let st = env.wait_peers(port, 2, true, dmtcp_tests::LONG);
     assert_eq!(st.peers(), 2);
     bcheckpoint(&env, port);
-    assert_eq!(generation(&env, &images(&dir_a, "ckpt_counter")[0]), 3);
+    assert_eq!(
+        image_generation(&env, &images(&dir_a, "ckpt_counter")[0]),
+        3
+    );
 }

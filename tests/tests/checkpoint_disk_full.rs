@@ -6,14 +6,14 @@
 //! below its memory) runs as the test user.
 
 use dmtcp_tests::engine_support::{
-    bcheckpoint, checkpoint_and_kill, images, numbers, partial_images,
+    bcheckpoint, checkpoint_and_kill, image_generation, images, numbers, partial_images,
+    restart_images, wait_lines,
 };
-use dmtcp_tests::engine_support::{restart_images, wait_lines};
 use dmtcp_tests::failure_support::{array_sum, random_bytes_with_an_image};
 use dmtcp_tests::user::is_root;
 use dmtcp_tests::{Env, QUICK};
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const MIB: u64 = 1 << 20;
 
@@ -58,18 +58,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn generation(env: &Env, image: &Path) -> u64 {
-    let out = env.run(
-        &env.tool("dmtcp_inspect")
-            .args(["--json", "--verify"])
-            .arg(image),
-        QUICK,
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let j: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap();
-    j["process"]["generation"].as_u64().unwrap()
-}
-
 fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     if !is_root() {
         eprintln!("SKIP {name}: mounting the small tmpfs needs root");
@@ -84,7 +72,7 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
         extra.push(OsStr::new("--incremental"));
     }
     let (mut run, first, kept) = random_bytes_with_an_image(&env, port, 16, &extra, &disk.dir);
-    assert_eq!(generation(&env, &first), 1);
+    assert_eq!(image_generation(&env, &first), 1);
     assert!(kept.len() as u64 > 16 * MIB, "{} bytes", kept.len());
 
     // Two more ticks: the program rewrites its hot 5 % (0.8 MiB) on each, so an incremental
@@ -121,7 +109,7 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
         kept,
         "the previous image changed"
     );
-    assert_eq!(generation(&env, &first), 1);
+    assert_eq!(image_generation(&env, &first), 1);
 
     // The program ran on through the failed checkpoint (its checks print CORRUPT otherwise).
     wait_lines(&env, &mut run, "tick", have + 3);
@@ -129,7 +117,7 @@ fn full_disk_fails_cleanly_and_loses_nothing(name: &str, incremental: bool) {
     std::fs::remove_file(&filler).unwrap();
     bcheckpoint(&env, port);
     let imgs = images(&disk.dir, "incr_array");
-    assert_eq!(generation(&env, &imgs[0]), 3, "{imgs:?}");
+    assert_eq!(image_generation(&env, &imgs[0]), 3, "{imgs:?}");
     let out = checkpoint_and_kill(&env, port, run);
     let before = numbers(&out, "tick");
     let cold = array_sum(&out);
